@@ -1,0 +1,57 @@
+"""Command-line plumbing shared by every pathprobe command: bad input is one line on stderr and exit 2."""
+
+import argparse
+import sys
+from typing import NoReturn
+
+
+class UsageError(Exception):
+    """Bad input from the user; its message is printed as one line and the command exits with status 2."""
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (no usage dump) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, message)
+
+
+def size_range(text: str) -> tuple[int, int]:
+    """Parses 'A:B' (or a single 'A') into an inclusive range of graph sizes, 2 <= A <= B."""
+    try:
+        lo, _, hi = text.partition(":")
+        lo, hi = int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size range A:B of whole numbers") from None
+    if lo < 2:
+        raise argparse.ArgumentTypeError(f"sizes must be at least 2, got {lo}")
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"empty size range {lo}:{hi} (A > B)")
+    return lo, hi
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def enable_compilation_cache() -> None:
+    """Keeps compiled XLA programs on disk between runs (the generator's take seconds each to compile).
+    Location: $PATHPROBE_CACHE, default ~/.cache/pathprobe/jax."""
+    import os
+
+    import jax
+
+    default = os.path.join(os.path.expanduser("~"), ".cache", "pathprobe", "jax")
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("PATHPROBE_CACHE", default))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
