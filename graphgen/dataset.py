@@ -6,14 +6,13 @@ rename), and read back without pickle, every array checked against the contract.
 
 import hashlib
 import io
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from graphgen.files import write_atomic
 from graphgen.sample import family_names, sample_examples
 
 # The data contract of DESIGN.md: name -> (dtype, number of dimensions).
@@ -96,18 +95,16 @@ def content_hash(arrays: dict) -> str:
 
 def save(path: str | Path, arrays: dict) -> None:
     """Writes an uncompressed `.npz` that np.load reads, byte-identical for identical arrays, atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
             for name in sorted(arrays):
                 buffer = io.BytesIO()
                 np.lib.format.write_array(buffer, np.asarray(arrays[name]), allow_pickle=False)
-                archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                archive.writestr(info, buffer.getvalue())
+
+    write_atomic(path, write)
 
 
 def load(path: str | Path) -> dict:

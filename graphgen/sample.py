@@ -97,9 +97,12 @@ def _example(key, n, *, family: str, n_pad: int, vocab: int, e_cap: int) -> Grap
     s = jnp.where(jax.random.bernoulli(k_coin), far, root)
     dist_s, unique_s = bfs(edges, edge_mask, n_pad, s)
     candidate = unique_s & (dist_s >= 1)
-    # Stratify: first a distance uniformly among those reachable by a unique path, then t at that distance.
+    # Stratify: first a distance, then t at that distance. Half the time the longest distance reachable by a
+    # unique path, else a uniform one among those: long distances, which few graphs have, are not rare.
     available = (candidate[None, :] & (dist_s[None, :] == local[:, None])).any(axis=1)
-    d_st = _pick(k_d, available).astype(jnp.int32)
+    k_longest, k_d = jax.random.split(k_d)
+    longest = jnp.max(jnp.where(available, local, 0))
+    d_st = jnp.where(jax.random.bernoulli(k_longest), longest, _pick(k_d, available)).astype(jnp.int32)
     t = _pick(k_t, candidate & (dist_s == d_st))
     dist_t, _ = bfs(edges, edge_mask, n_pad, t)
     on_path = (dist_s >= 0) & (dist_s + dist_t == d_st)
@@ -144,16 +147,23 @@ def sample_examples(keys: jax.Array, sizes: jax.Array, *, family: str, n_pad: in
 
 
 def sample_batch(
-    key: jax.Array, batch_size: int, *, families: tuple[str, ...], n_min: int, n_max: int, vocab: int
+    key: jax.Array,
+    batch_size: int,
+    *,
+    families: tuple[str, ...],
+    n_min: int,
+    n_max: int,
+    vocab: int,
+    n_pad: int | None = None,
 ) -> GraphBatch:
-    """A training batch padded to n_max: sizes uniform in n_min..n_max, families in equal shares.
-    Traceable: call it inside a jitted train step to generate data on the device that trains."""
+    """A training batch: sizes uniform in n_min..n_max, families in equal shares, padded to n_pad (default
+    n_max). Traceable: call it inside a jitted train step to generate data on the device that trains."""
     k_sizes, k_examples = jax.random.split(key)
     sizes = jax.random.randint(k_sizes, (batch_size,), n_min, n_max + 1)
     keys = jax.random.split(k_examples, batch_size)
     bounds = np.linspace(0, batch_size, len(families) + 1).astype(int)
     parts = [
-        sample_examples(keys[lo:hi], sizes[lo:hi], family=name, n_pad=n_max, vocab=vocab)
+        sample_examples(keys[lo:hi], sizes[lo:hi], family=name, n_pad=n_pad or n_max, vocab=vocab)
         for name, lo, hi in zip(families, bounds[:-1], bounds[1:], strict=True)
     ]
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
