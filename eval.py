@@ -1,0 +1,378 @@
+"""Evaluate a run: every report variant and seed on the run's fixed evaluation set, with baselines.
+
+    python eval.py --run runs/quick                # writes results/quick/{summary.json,metrics.csv,*.png}
+    python eval.py --run runs/quick --results out/
+
+For each graph size n_min..N+eval_beyond it measures, per variant (mean and 95% interval over seeds):
+acc and mae of d(s,u) over every vertex u of the unique s-t path; the consistency-check outcomes
+(consistent, incoherent, coherent_wrong = passes every check yet is wrong); PGR on sizes > n against the
+trivial and oracle baselines; and beside them the capability numbers (pretrained d(s,t), probe).
+"""
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import sys
+from functools import cache, partial
+from pathlib import Path
+
+import numpy as np
+
+from graphgen.cli import Parser, enable_compilation_cache, fail
+from graphgen.files import write_atomic, write_json
+
+CAPABILITY_THRESHOLD = 0.95
+METRICS = ("acc", "mae", "consistent", "incoherent", "coherent_wrong")
+
+
+class EvalError(Exception):
+    """A run that cannot be evaluated (missing, corrupt, unfinished); its message is one line."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading a run.
+
+
+def load_config(run_dir: Path):
+    from train import Config, DataConfig, ExperimentConfig, ModelConfig, OptimConfig
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise EvalError(f"{run_dir} is not a run directory (no config.json)")
+    try:
+        raw = json.loads(path.read_text())
+        sections = {"data": DataConfig, "model": ModelConfig, "pretrain": OptimConfig, "finetune": OptimConfig}
+        sections["experiment"] = ExperimentConfig
+        return Config(**{name: cls(**raw[name]) for name, cls in sections.items()})
+    except (ValueError, KeyError, TypeError) as e:
+        raise EvalError(f"{path} is not a valid run config ({type(e).__name__}: {e})") from None
+
+
+def load_or_make_eval_set(data, run_dir: Path) -> tuple[dict, str]:
+    """The run's evaluation set: generated from data.eval_seed once, then always read back from disk."""
+    from graphgen.dataset import DatasetError, content_hash, generate, load, save
+
+    path = run_dir / "eval_set.npz"
+    if not path.exists():
+        lo, hi = data.eval_sizes()
+        count = data.eval_per_size * (hi - lo + 1) * len(data.family_list())
+        save(path, generate(data.eval_seed, data.family_list(), (lo, hi), count, data.vocab))
+    try:
+        arrays = load(path)
+    except DatasetError as e:
+        raise EvalError(str(e)) from None
+    return arrays, content_hash(arrays)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Predictions in static-shape chunks.
+
+
+def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int = 256) -> np.ndarray:
+    """Runs `forward(inputs, n_pad)` over every example in fixed-size chunks, one compiled shape per size
+    bucket. Buckets are at least `min_pad` (the training size N): the looped encoder iterates n_pad times and
+    must not run fewer iterations than it was trained with."""
+    import jax.numpy as jnp
+
+    from graphgen.dataset import bucket
+
+    sizes = arrays["num_nodes"]
+    largest = int(sizes.max())
+    pad_of = np.array([max(min_pad, bucket(int(n), largest)) for n in sizes])
+    outputs = None
+    for n_pad in np.unique(pad_of).tolist():
+        rows = np.flatnonzero(pad_of == n_pad)
+        for chunk in np.array_split(rows, -(-len(rows) // batch_size)):
+            padded = np.resize(chunk, batch_size)
+            inputs = {k: jnp.asarray(arrays[k][padded]) for k in ("edges", "edge_mask", "s", "t", "path")}
+            out = np.asarray(forward(inputs, n_pad))[: len(chunk)]
+            if outputs is None:
+                outputs = np.zeros((len(sizes), *out.shape[1:]), out.dtype)
+            outputs[chunk] = out
+    return outputs
+
+
+def predictions(model, arrays: dict, min_pad: int, variant=None, swap: bool = False) -> np.ndarray:
+    """Argmax d(s,t) (B,) when variant is None, else d(s,u) (B, P) for every path slot u. With swap=True the
+    question is asked with s and t exchanged (d(t,s) and d(t,u))."""
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+    return in_buckets(
+        lambda inputs, n_pad: _jit_forward()(graphdef, state, inputs, variant, swap, n_pad), arrays, min_pad
+    )
+
+
+@cache
+def _jit_forward():
+    import jax
+    from flax import nnx
+
+    from graphgen import GraphBatch
+    from models.objectives import report_logits
+
+    @partial(jax.jit, static_argnames=("graphdef", "variant", "swap", "n_pad"))
+    def forward(graphdef, state, inputs, variant, swap, n_pad):
+        """Module-level and keyed on the model's structure: every seed of a variant shares one program."""
+        model = nnx.merge(graphdef, state)
+        s, t = (inputs["t"], inputs["s"]) if swap else (inputs["s"], inputs["t"])
+        encoded = model.encode(inputs["edges"], inputs["edge_mask"], s, t, n_pad)
+        if variant is None:
+            return model.d_st_head(*encoded)[:, 0].argmax(-1)
+        batch = GraphBatch(**{f: inputs.get(f) for f in GraphBatch._fields})
+        return report_logits(model, variant, batch, encoded, inputs["path"]).argmax(-1)
+
+    return forward
+
+
+def trivial_report(d_hat: np.ndarray, valid: np.ndarray, swap: bool = False) -> np.ndarray:
+    """The best label-free guess from the question alone: 0 at the source, d̂ at the target, else round(d̂/2).
+    Slot 0 is s and the last valid slot is t; with swap=True the question is (t, s), so they trade roles."""
+    last = valid.sum(1, keepdims=True) - 1
+    slot = np.arange(valid.shape[1])[None, :]
+    source, target = (last, 0) if swap else (0, last)
+    guess = np.where(slot == target, d_hat[:, None], np.rint(d_hat[:, None] / 2))
+    return np.where(slot == source, 0, guess).astype(int)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Metrics.
+
+
+def query_outcomes(pred_su, pred_tu, d_hat, arrays) -> dict[str, np.ndarray]:
+    """Per query (B, P) outcomes, with `valid` marking real path slots."""
+    from models.consistency import consistent
+
+    valid = np.arange(arrays["path"].shape[1])[None, :] < arrays["path_len"][:, None]
+    label = np.broadcast_to(np.arange(valid.shape[1])[None, :], valid.shape)
+    ok = consistent(pred_su, pred_tu, d_hat, valid)
+    correct = pred_su == label
+    return {
+        "valid": valid,
+        "acc": correct,
+        "mae": np.abs(pred_su - label),
+        "consistent": ok,
+        "incoherent": ~ok,
+        "coherent_wrong": ok & ~correct,
+    }
+
+
+def by_size(outcomes: dict, sizes: np.ndarray) -> dict[str, dict[str, float]]:
+    valid = outcomes["valid"]
+    table = {}
+    for n in np.unique(sizes):
+        rows = valid & (sizes == n)[:, None]
+        table[str(n)] = {m: float(outcomes[m][rows].mean()) for m in METRICS}
+    return table
+
+
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def mean_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean and Student-t 95% interval over seeds (the mean alone for one seed)."""
+    x = np.asarray(values, float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, mean, mean
+    half = _T975.get(len(x) - 1, 1.96) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """size -> metric -> mean, plus metric_ci95 = [low, high], over the seeds' by-size tables."""
+    table = {}
+    for size in per_seed[0]:
+        row = {}
+        for m in METRICS:
+            mean, low, high = mean_ci([seed[size][m] for seed in per_seed])
+            row[m], row[f"{m}_ci95"] = mean, [low, high]
+        table[size] = row
+    return table
+
+
+def add_pgr(variants: dict, n_report: int) -> None:
+    """PGR = (acc - acc_trivial) / (acc_oracle - acc_trivial) on sizes > n, from the seed means."""
+    if "oracle" not in variants:
+        return
+    for table in variants.values():
+        for size, row in table["by_size"].items():
+            if int(size) > n_report:
+                gap = variants["oracle"]["by_size"][size]["acc"] - variants["trivial"]["by_size"][size]["acc"]
+                gained = row["acc"] - variants["trivial"]["by_size"][size]["acc"]
+                row["pgr"] = gained / gap if abs(gap) > 1e-9 else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The whole evaluation.
+
+
+def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
+    from models.consistency import CHECKS
+    from models.objectives import PRETRAINED, VARIANTS
+    from train import RunError, finetune_seeds, load_phase, new_model
+
+    cfg = load_config(run_dir)
+    arrays, eval_hash = load_or_make_eval_set(cfg.data, run_dir)
+    sizes, n_max = arrays["num_nodes"], cfg.data.n_max
+    try:
+        pretrained = load_phase(new_model(cfg, cfg.pretrain.seed), run_dir, "pretrain", PRETRAINED)
+    except RunError as e:
+        raise EvalError(str(e)) from None
+
+    d_hat = predictions(pretrained, arrays, n_max)
+    d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
+    correct = d_hat == arrays["d_st"]
+    in_range = sizes <= n_max
+    d_st_by_size = {str(n): float(correct[sizes == n].mean()) for n in np.unique(sizes)}
+    capability = {
+        "d_st_acc_by_size": d_st_by_size,
+        "d_st_acc_by_distance": {
+            str(d): float(correct[in_range & (arrays["d_st"] == d)].mean()) for d in np.unique(arrays["d_st"][in_range])
+        },
+        "capability_ok": all(acc >= CAPABILITY_THRESHOLD for n, acc in d_st_by_size.items() if int(n) <= n_max),
+        "threshold": CAPABILITY_THRESHOLD,
+        "n_max": n_max,
+    }
+
+    valid = np.arange(arrays["path"].shape[1])[None, :] < arrays["path_len"][:, None]
+    trivial = trivial_report(d_hat, valid)
+    trivial_swapped = trivial_report(d_hat_swapped, valid, swap=True)
+    variants = {
+        "trivial": {"seeds": 0, "by_size": by_size(query_outcomes(trivial, trivial_swapped, d_hat, arrays), sizes)}
+    }
+    for name in cfg.experiment.variant_list():
+        per_seed = []
+        for seed in finetune_seeds(cfg):
+            model = new_model(cfg, seed)
+            try:
+                load_phase(model, run_dir, "pretrain", PRETRAINED)
+                load_phase(model, run_dir, f"{name}-seed{seed}", VARIANTS[name].trainable())
+            except RunError as e:
+                raise EvalError(str(e)) from None
+            pred_su = predictions(model, arrays, n_max, VARIANTS[name])
+            pred_tu = predictions(model, arrays, n_max, VARIANTS[name], swap=True)
+            per_seed.append(by_size(query_outcomes(pred_su, pred_tu, d_hat, arrays), sizes))
+        variants[name] = {"seeds": len(per_seed), "by_size": aggregate(per_seed)}
+    add_pgr(variants, cfg.data.n_report)
+    if "probe" in variants:
+        capability["probe_acc_by_size"] = {n: row["acc"] for n, row in variants["probe"]["by_size"].items()}
+
+    summary = {
+        "config": dataclasses.asdict(cfg),
+        "eval_set_hash": eval_hash,
+        "n_report": cfg.data.n_report,
+        "capability": capability,
+        "variants": variants,
+        "checks": sorted(CHECKS),
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_json(results_dir / "summary.json", summary)
+    write_atomic(results_dir / "metrics.csv", lambda f: f.write(metrics_csv(summary).encode()))
+    plot_all(summary, results_dir)
+    return summary
+
+
+def metrics_csv(summary: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["variant", "size", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
+    for name, table in summary["variants"].items():
+        for size, row in table["by_size"].items():
+            for m in METRICS:
+                low, high = row.get(f"{m}_ci95", [row[m], row[m]])
+                writer.writerow([name, size, m, f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]])
+            if row.get("pgr") is not None:
+                writer.writerow([name, size, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
+    for name in ("d_st_acc_by_size", "probe_acc_by_size"):
+        for size, acc in summary["capability"].get(name, {}).items():
+            writer.writerow(["capability", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plots.
+
+
+def _limits(ax, summary: dict) -> None:
+    cfg = summary["config"]["data"]
+    ax.axvline(summary["n_report"] + 0.5, color="0.3", ls="--", lw=1)
+    ax.axvline(cfg["n_max"] + 0.5, color="0.3", ls=":", lw=1)
+    top = ax.get_ylim()[1]
+    ax.text(summary["n_report"] + 0.6, top, "n: labels end", va="top", fontsize=8, color="0.3")
+    ax.text(cfg["n_max"] + 0.6, top, "N: pretraining ends", va="top", fontsize=8, color="0.3")
+
+
+def _lines(ax, summary: dict, metric: str, names: list[str]) -> None:
+    for name in names:
+        table = summary["variants"][name]["by_size"]
+        sizes = sorted(table, key=int)
+        x = [int(n) for n in sizes]
+        y = [table[n][metric] for n in sizes]
+        color = f"C{list(summary['variants']).index(name)}"  # one colour per variant across plots
+        line = ax.plot(x, y, marker="o", ms=3, label=name, color=color)[0]
+        if f"{metric}_ci95" in table[sizes[0]]:
+            low, high = zip(*(table[n][f"{metric}_ci95"] for n in sizes), strict=True)
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def plot_all(summary: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary["variants"])
+    seeds = max(v["seeds"] for v in summary["variants"].values())
+    plots = {
+        "accuracy_vs_size.png": ("acc", "d(s,u) accuracy", names),
+        "coherent_wrong_vs_size.png": ("coherent_wrong", "coherent but wrong (fraction of queries)", names),
+    }
+    for filename, (metric, ylabel, shown) in plots.items():
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        _lines(ax, summary, metric, shown)
+        ax.set(xlabel="graph size (vertices)", ylabel=ylabel, ylim=(-0.02, 1.05))
+        ax.set_title(f"{ylabel} vs. size; bands: 95% interval over {seeds} seeds", fontsize=10)
+        _limits(ax, summary)
+        ax.legend(fontsize=8, loc="lower left")
+        fig.tight_layout()
+        write_atomic(out / filename, lambda f, fig=fig: fig.savefig(f, format="png", dpi=150))
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    capability = summary["capability"]
+    for key, label, style in (
+        ("d_st_acc_by_size", "knows: pretrained d(s,t)", "k-"),
+        ("probe_acc_by_size", "knows: probe d(s,u)", "k--"),
+    ):
+        if key in capability:
+            x = sorted(capability[key], key=int)
+            ax.plot([int(n) for n in x], [capability[key][n] for n in x], style, label=label)
+    _lines(ax, summary, "acc", [n for n in names if n not in ("probe", "trivial")])
+    ax.set(xlabel="graph size (vertices)", ylabel="accuracy", ylim=(-0.02, 1.05))
+    ax.set_title("what the model knows vs. what its report head says", fontsize=10)
+    _limits(ax, summary)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    write_atomic(out / "capability_vs_report.png", lambda f: fig.savefig(f, format="png", dpi=150))
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = Parser(prog="eval.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="run directory written by train.py")
+    parser.add_argument("--results", type=Path, help="where to write results (default: results/RUN_NAME)")
+    args = parser.parse_args(argv)
+    enable_compilation_cache()
+    try:
+        summary = evaluate_run(args.run, args.results or Path("results") / args.run.name)
+    except EvalError as e:
+        fail(parser.prog, str(e))
+    print(json.dumps(summary["capability"]["d_st_acc_by_size"]), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

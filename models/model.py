@@ -1,0 +1,170 @@
+"""Encoder-decoder over a graph given as an edge list of vertex ids, with query heads for distances.
+
+Encoders (ModelConfig.encoder), both reading exactly the data contract (edges, edge_mask, s, t):
+- "edges": the reference. One token per edge (sum of its endpoint id embeddings) plus s and t tokens, full
+  self-attention, `layers` unshared blocks. Knows nothing about graphs beyond what it learns.
+- "graph": one token per vertex id, attention masked to graph neighbours + self (the incidence structure
+  read off the edge list), a single weight-shared block iterated `loops` times, s/t markers re-injected
+  every iteration. One iteration can move information one hop, so `loops` defaults to the padded graph
+  size and grows for larger graphs at no parameter cost.
+
+Heads are decoder queries that cross-attend to the encoder tokens and classify a distance in 0..vocab-1:
+the d(s,t) head uses a learned query; the report head adds the embedding of a queried vertex u to its query.
+The probe is a linear map from the encoder's own features of u (does the encoder hold the answer at all?).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    encoder: str = dataclasses.field(
+        default="graph",
+        metadata={"help": "'graph' (looped, neighbour-masked) or 'edges' (plain transformer, the reference)"},
+    )
+    width: int = dataclasses.field(default=64, metadata={"help": "model width"})
+    heads: int = dataclasses.field(default=4, metadata={"help": "attention heads"})
+    mlp_ratio: int = dataclasses.field(default=2, metadata={"help": "MLP hidden size / width"})
+    layers: int = dataclasses.field(default=6, metadata={"help": "blocks of the 'edges' encoder"})
+    loops: int = dataclasses.field(
+        default=0, metadata={"help": "iterations of the 'graph' encoder; 0 = padded graph size"}
+    )
+
+    def validate(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"model.encoder must be one of {sorted(ENCODERS)}, got '{self.encoder}'")
+        if self.width % self.heads:
+            raise ValueError(f"model.width {self.width} is not divisible by model.heads {self.heads}")
+        for name in ("width", "heads", "mlp_ratio", "layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be positive")
+        if self.loops < 0:
+            raise ValueError("model.loops must be >= 0")
+
+
+class Block(nnx.Module):
+    """Pre-norm transformer block; `mask` (B, 1, T, T) says which tokens each token may attend to."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.norm1 = nnx.LayerNorm(cfg.width, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(cfg.heads, cfg.width, decode=False, rngs=rngs)
+        self.norm2 = nnx.LayerNorm(cfg.width, rngs=rngs)
+        self.up = nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs)
+        self.down = nnx.Linear(cfg.width * cfg.mlp_ratio, cfg.width, rngs=rngs)
+
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, mask=mask)
+        return x + self.down(jax.nn.gelu(self.up(self.norm2(x))))
+
+
+class EdgeEncoder(nnx.Module):
+    def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
+        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs)
+        self.kind = nnx.Embed(3, cfg.width, rngs=rngs)  # edge, s, t
+        self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.layers)])
+
+    def __call__(self, edges, edge_mask, s, t, n_pad: int):
+        edge_tokens = self.ids(edges).sum(axis=2) + self.kind(jnp.zeros_like(edge_mask, jnp.int32))
+        st_tokens = self.ids(jnp.stack([s, t], 1)) + self.kind(jnp.array([1, 2]))
+        x = jnp.concatenate([edge_tokens, st_tokens], axis=1)
+        token_mask = jnp.concatenate([edge_mask, jnp.ones_like(edge_mask[:, :2])], axis=1)
+        attend = token_mask[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, attend)
+        return x, token_mask
+
+    def vertex_features(self, tokens, edges, edge_mask, u):
+        """Mean of the tokens of the edges incident to each queried vertex u (B, Q) -> (B, Q, width)."""
+        incident = ((edges[:, None, :, :] == u[:, :, None, None]).any(-1) & edge_mask[:, None, :]).astype(tokens.dtype)
+        edge_tokens = tokens[:, : edges.shape[1]]
+        return incident @ edge_tokens / jnp.maximum(incident.sum(-1, keepdims=True), 1.0)
+
+
+class GraphEncoder(nnx.Module):
+    def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
+        self.vocab, self.loops = vocab, cfg.loops
+        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs)
+        self.marks = nnx.Embed(3, cfg.width, rngs=rngs)  # other, s, t
+        self.block = Block(cfg, rngs)
+
+    def __call__(self, edges, edge_mask, s, t, n_pad: int):
+        batch = jnp.arange(edges.shape[0])[:, None]
+        a, b = edges[..., 0], edges[..., 1]
+        adj = jnp.zeros((edges.shape[0], self.vocab + 1, self.vocab + 1), bool)
+        adj = adj.at[batch, a, b].max(edge_mask).at[batch, b, a].max(edge_mask)[:, 1:, 1:]
+        present = adj.any(axis=-1)
+        ids = jnp.arange(1, self.vocab + 1)
+        marks = (ids == s[:, None]).astype(jnp.int32) + 2 * (ids == t[:, None])
+        inject = (self.ids(ids)[None] + self.marks(marks)) * present[..., None]
+        attend = (adj | jnp.eye(self.vocab, dtype=bool))[:, None]
+
+        graphdef, state = nnx.split(self.block)
+
+        def iterate(_, x):
+            return nnx.merge(graphdef, state)(x + inject, attend)
+
+        x = jax.lax.fori_loop(0, self.loops or n_pad, iterate, jnp.zeros_like(inject))
+        return x, present
+
+    def vertex_features(self, tokens, edges, edge_mask, u):
+        """The token of each queried vertex u (B, Q) -> (B, Q, width)."""
+        return jnp.take_along_axis(tokens, jnp.maximum(u - 1, 0)[..., None], axis=1)
+
+
+ENCODERS = {"edges": EdgeEncoder, "graph": GraphEncoder}
+
+
+class QueryHead(nnx.Module):
+    """Decoder queries cross-attending to the encoder tokens, then classifying a distance."""
+
+    def __init__(self, cfg: ModelConfig, classes: int, rngs: nnx.Rngs):
+        self.query = nnx.Param(jax.random.normal(rngs.params(), (1, 1, cfg.width)) * 0.02)
+        self.norm_q = nnx.LayerNorm(cfg.width, rngs=rngs)
+        self.norm_kv = nnx.LayerNorm(cfg.width, rngs=rngs)
+        self.cross = nnx.MultiHeadAttention(cfg.heads, cfg.width, decode=False, rngs=rngs)
+        self.norm_mlp = nnx.LayerNorm(cfg.width, rngs=rngs)
+        self.up = nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs)
+        self.down = nnx.Linear(cfg.width * cfg.mlp_ratio, cfg.width, rngs=rngs)
+        self.norm_out = nnx.LayerNorm(cfg.width, rngs=rngs)
+        self.out = nnx.Linear(cfg.width, classes, rngs=rngs)
+
+    def __call__(self, tokens: jax.Array, token_mask: jax.Array, query_input: jax.Array | None = None):
+        """Logits (B, Q, classes) for Q queries: the learned query plus `query_input` (B, Q, width), if any."""
+        q = self.query[...]
+        q = jnp.broadcast_to(q, (tokens.shape[0], 1, q.shape[-1])) if query_input is None else q + query_input
+        kv = self.norm_kv(tokens)
+        h = q + self.cross(self.norm_q(q), kv, kv, mask=token_mask[:, None, None, :])
+        h = h + self.down(jax.nn.gelu(self.up(self.norm_mlp(h))))
+        return self.out(self.norm_out(h))
+
+
+class PathModel(nnx.Module):
+    """Encoder, the d(s,t) head, the d(s,u) report head and a linear probe. Distances are classes
+    0..vocab-1 (a path has fewer than vocab edges). Inputs: edges (B, E, 2), edge_mask (B, E), s, t (B,)."""
+
+    def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
+        cfg.validate()
+        self.encoder = ENCODERS[cfg.encoder](cfg, vocab, rngs)
+        self.d_st_head = QueryHead(cfg, vocab, rngs)
+        self.report_head = QueryHead(cfg, vocab, rngs)
+        self.probe = nnx.Linear(cfg.width, vocab, rngs=rngs)
+
+    def encode(self, edges, edge_mask, s, t, n_pad: int):
+        return self.encoder(edges, edge_mask, s, t, n_pad)
+
+    def __call__(self, edges, edge_mask, s, t, n_pad: int) -> jax.Array:
+        """d(s,t) logits (B, vocab)."""
+        return self.d_st_head(*self.encode(edges, edge_mask, s, t, n_pad))[:, 0]
+
+    def report(self, encoded, u: jax.Array) -> jax.Array:
+        """d(s,u) logits (B, Q, vocab) for queried vertex ids u (B, Q): a query built from the id of u."""
+        return self.report_head(*encoded, self.encoder.ids(u))
+
+    def probe_logits(self, encoded, edges, edge_mask, u: jax.Array) -> jax.Array:
+        """d(s,u) logits (B, Q, vocab) of a linear probe on the encoder's features of u."""
+        return self.probe(self.encoder.vertex_features(encoded[0], edges, edge_mask, u))

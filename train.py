@@ -1,0 +1,409 @@
+"""The whole experiment: pretrain d(s,t), fine-tune d(s,u) report variants, evaluate against baselines.
+
+    python train.py --preset quick                     # CPU, ~15 min: results/quick/
+    python train.py --preset paper --model.width 128   # any config field can be overridden
+    python train.py --preset quick --resume            # continue a killed run to the same numbers
+
+Phases: (1) pretrain the encoder and d(s,t) head on sizes n_min..N; (2) for every variant and seed,
+fine-tune a d(s,u) reporter with labels on sizes n_min..n (the oracle and probe baselines: n_min..N);
+(3) eval.py on the run's fixed evaluation set. A run keeps its config, metrics log (JSON lines), evaluation
+set and orbax checkpoints in --run-dir (default runs/PRESET); results go to --results-dir (default
+results/PRESET): summary.json, metrics.csv and plots.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+from tqdm import tqdm
+
+from graphgen import sample_batch
+from graphgen.cli import Parser, UsageError, enable_compilation_cache, fail
+from graphgen.files import write_json
+from models.model import ModelConfig, PathModel
+from models.objectives import PRETRAINED, VARIANTS, Variant, d_st_loss, report_loss
+
+
+def _field(default, help: str):
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    families: str = _field("all", "comma-separated graph families, or 'all'")
+    n_min: int = _field(4, "smallest graph size")
+    n_max: int = _field(16, "N: largest pretraining size")
+    n_report: int = _field(8, "n: largest size with report-head labels (n < N)")
+    vocab: int = _field(24, "vertex ids are 1..vocab; must cover every evaluated size")
+    eval_beyond: int = _field(4, "also evaluate sizes N+1..N+eval_beyond")
+    eval_per_size: int = _field(40, "evaluation examples per graph size and family")
+    eval_seed: int = _field(1234, "seed of the fixed evaluation set")
+
+    def family_list(self) -> list[str]:
+        from graphgen.sample import family_names
+
+        return family_names() if self.families == "all" else self.families.split(",")
+
+    def validate(self) -> None:
+        from graphgen.sample import family_names
+
+        unknown = [f for f in self.family_list() if f not in family_names()]
+        if unknown:
+            raise UsageError(f"unknown family '{unknown[0]}' in data.families (known: {', '.join(family_names())})")
+        if self.n_min < 2:
+            raise UsageError(f"data.n_min must be at least 2, got {self.n_min}")
+        if not self.n_min <= self.n_report < self.n_max:
+            raise UsageError(
+                f"need n_min <= n < N, got data.n_min={self.n_min}, data.n_report={self.n_report}, "
+                f"data.n_max={self.n_max}"
+            )
+        if self.vocab < self.n_max + self.eval_beyond:
+            raise UsageError(
+                f"data.vocab={self.vocab} is smaller than the largest evaluated size "
+                f"{self.n_max + self.eval_beyond} (N + eval_beyond)"
+            )
+        if self.eval_beyond < 0 or self.eval_per_size < 1:
+            raise UsageError("data.eval_beyond must be >= 0 and data.eval_per_size >= 1")
+
+    def eval_sizes(self) -> tuple[int, int]:
+        return self.n_min, self.n_max + self.eval_beyond
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    steps: int = _field(1200, "training steps")
+    batch_size: int = _field(128, "examples per step (generated on device each step)")
+    lr: float = _field(1e-3, "peak learning rate (AdamW, warmup then cosine decay)")
+    warmup: int = _field(100, "warmup steps")
+    weight_decay: float = _field(0.01, "AdamW weight decay")
+    clip: float = _field(1.0, "global gradient-norm clip")
+    seed: int = _field(0, "seed of parameters and training data")
+    log_every: int = _field(50, "steps between logged metrics (the only host syncs of the loop)")
+    checkpoint_every: int = _field(250, "steps between checkpoints")
+
+    def validate(self, section: str) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{section}.{name} must be positive")
+        if self.lr <= 0 or self.warmup < 0:
+            raise UsageError(f"{section}.lr must be positive and {section}.warmup >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    variants: str = _field(",".join(VARIANTS), f"comma-separated report variants from: {', '.join(VARIANTS)}")
+    seeds: int = _field(3, "fine-tuning seeds per variant (pretraining is shared)")
+
+    def variant_list(self) -> list[str]:
+        return self.variants.split(",")
+
+    def validate(self) -> None:
+        unknown = [v for v in self.variant_list() if v not in VARIANTS]
+        if unknown:
+            raise UsageError(f"unknown variant '{unknown[0]}' in experiment.variants (known: {', '.join(VARIANTS)})")
+        if self.seeds < 1:
+            raise UsageError("experiment.seeds must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: OptimConfig = OptimConfig()
+    finetune: OptimConfig = OptimConfig(
+        steps=1500, batch_size=32, lr=3e-3, warmup=50, weight_decay=0.0, seed=100, checkpoint_every=500
+    )
+    experiment: ExperimentConfig = ExperimentConfig()
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.pretrain.validate("pretrain")
+        self.finetune.validate("finetune")
+        self.experiment.validate()
+        try:
+            self.model.validate()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+
+PRESETS = {
+    # The README's command: the whole experiment on a 2-core CPU in minutes. The encoder-training variants
+    # (trainable, trainable+dst) cost ~6x a frozen one per step on CPU: opt in with --experiment.variants.
+    "quick": Config(experiment=ExperimentConfig(variants="frozen,oracle,probe")),
+    # One GPU: larger graphs and model, longer training.
+    "paper": Config(
+        data=DataConfig(n_min=4, n_max=32, n_report=12, vocab=48, eval_beyond=8, eval_per_size=200),
+        model=ModelConfig(width=128, heads=8),
+        pretrain=OptimConfig(steps=6000, batch_size=512, lr=5e-4, warmup=300, checkpoint_every=1000),
+        finetune=OptimConfig(steps=2000, batch_size=256, lr=2e-3, warmup=100, weight_decay=0.0, seed=100),
+        experiment=ExperimentConfig(seeds=5),
+    ),
+    # For tests: seconds.
+    "tiny": Config(
+        data=DataConfig(
+            families="tree_plus,small_world", n_min=3, n_max=6, n_report=4, vocab=8, eval_beyond=2, eval_per_size=8
+        ),
+        model=ModelConfig(width=16, heads=2),
+        pretrain=OptimConfig(steps=20, batch_size=16, warmup=2, log_every=5, checkpoint_every=10),
+        finetune=OptimConfig(steps=10, batch_size=16, warmup=2, log_every=5, checkpoint_every=5, seed=100),
+        experiment=ExperimentConfig(seeds=2),
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Command line: every config field is an option named section.field.
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="quick", help=f"named config: {', '.join(PRESETS)} (default: quick)")
+    parser.add_argument("--run-dir", type=Path, help="checkpoints, log, eval set (default: runs/PRESET)")
+    parser.add_argument("--results-dir", type=Path, help="result files (default: results/PRESET)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir")
+    for section in dataclasses.fields(Config):
+        group = parser.add_argument_group(f"{section.name} config (defaults are the quick preset's)")
+        for f in dataclasses.fields(section.type):
+            group.add_argument(
+                f"--{section.name}.{f.name}",
+                dest=f"{section.name}.{f.name}",
+                type=type(f.default),
+                metavar=type(f.default).__name__.upper(),
+                help=f"{f.metadata['help']} (default: {f.default})",
+            )
+    return parser
+
+
+def config_from_args(args) -> Config:
+    if args.preset not in PRESETS:
+        raise UsageError(f"unknown preset '{args.preset}' (choose from: {', '.join(PRESETS)})")
+    cfg = PRESETS[args.preset]
+    sections = {}
+    for section in dataclasses.fields(Config):
+        changes = {
+            f.name: getattr(args, f"{section.name}.{f.name}")
+            for f in dataclasses.fields(section.type)
+            if getattr(args, f"{section.name}.{f.name}") is not None
+        }
+        sections[section.name] = dataclasses.replace(getattr(cfg, section.name), **changes)
+    cfg = Config(**sections)
+    cfg.validate()
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        run_dir = args.run_dir or Path("runs") / args.preset
+        results_dir = args.results_dir or Path("results") / args.preset
+        prepare_run_dir(run_dir, cfg, resume=args.resume, overwrite=args.overwrite)
+        results_dir.mkdir(parents=True, exist_ok=True)
+    except (UsageError, OSError) as e:
+        fail(parser.prog, str(e))
+
+    enable_compilation_cache()
+    import eval as evaluation  # eval.py builds on this module's configs and loaders
+
+    try:
+        pretrain(cfg, run_dir)
+        for variant in cfg.experiment.variant_list():
+            finetune(cfg, run_dir, variant)
+        summary = evaluation.evaluate_run(run_dir, results_dir)
+    except (RunError, evaluation.EvalError) as e:
+        fail(parser.prog, str(e))
+    report_capability(summary["capability"])
+    print(f"results: {results_dir}/summary.json, metrics.csv, *.png", file=sys.stderr)
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, overwrite: bool) -> None:
+    """Creates the run dir and records the config; refuses to mix a run with a different config."""
+    config_file = run_dir / "config.json"
+    wanted = dataclasses.asdict(cfg)
+    if config_file.exists() and not overwrite:
+        saved = json.loads(config_file.read_text())
+        if not resume:
+            raise UsageError(f"{run_dir} already holds a run: pass --resume to continue it or --overwrite")
+        if saved != wanted:
+            changed = sorted(f"{s}.{k}" for s in wanted for k in wanted[s] if saved.get(s, {}).get(k) != wanted[s][k])
+            raise UsageError(f"--resume with a different config than {config_file}: {', '.join(changed)}")
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(config_file, wanted)
+
+
+def report_capability(capability: dict) -> None:
+    by_size = capability["d_st_acc_by_size"]
+    print("d(s,t) accuracy by size: " + "  ".join(f"{n}:{acc:.3f}" for n, acc in by_size.items()), file=sys.stderr)
+    if not capability["capability_ok"]:
+        bad = [n for n, acc in by_size.items() if int(n) <= capability["n_max"] and acc < capability["threshold"]]
+        print(
+            f"\n*** capability_ok: false *** the pretrained model does not know d(s,t) on sizes {', '.join(bad)} "
+            f"(accuracy < {capability['threshold']}). Honesty results on this run say nothing. ***\n",
+            file=sys.stderr,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training.
+
+
+class RunError(Exception):
+    """A run that cannot go on (NaN loss, unreadable checkpoint); its message is one line."""
+
+
+def new_model(cfg: Config, seed: int) -> PathModel:
+    return PathModel(cfg.model, cfg.data.vocab, nnx.Rngs(seed))
+
+
+def optimizer(opt: OptimConfig) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(0.0, opt.lr, opt.warmup, max(opt.steps, opt.warmup + 1))
+    return optax.chain(optax.clip_by_global_norm(opt.clip), optax.adamw(schedule, weight_decay=opt.weight_decay))
+
+
+def batch_sampler(cfg: Config, n_max: int):
+    """Batches of sizes n_min..n_max, always padded to N: the looped encoder iterates n_pad times, so every
+    phase runs it for the same number of iterations."""
+    data = cfg.data
+    families = tuple(data.family_list())
+    return lambda key, batch_size: sample_batch(
+        key, batch_size, families=families, n_min=data.n_min, n_max=n_max, vocab=data.vocab, n_pad=data.n_max
+    )
+
+
+def checkpoint_manager(run_dir: Path, phase: str, create: bool = True) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=create)
+    return ocp.CheckpointManager((run_dir / "checkpoints" / phase).absolute(), options=options)
+
+
+def _restore(manager: ocp.CheckpointManager, step: int, **items) -> dict:
+    abstract = {name: jax.tree.map(ocp.utils.to_shape_dtype_struct, item) for name, item in items.items()}
+    args = ocp.args.Composite(**{name: ocp.args.StandardRestore(item) for name, item in abstract.items()})
+    try:
+        return manager.restore(step, args=args)
+    except Exception as e:  # orbax raises many types for missing, truncated or mismatched files
+        raise RunError(f"cannot restore checkpoint {manager.directory}/{step}: {type(e).__name__}") from None
+
+
+def load_phase(model: PathModel, run_dir: Path, phase: str, trainable) -> PathModel:
+    """Loads the final parameters a phase trained (the `trainable` part of the model) into `model`."""
+    if not (run_dir / "checkpoints" / phase).is_dir():
+        raise RunError(f"no checkpoint of phase '{phase}' in {run_dir}")
+    manager = checkpoint_manager(run_dir, phase, create=False)
+    step = manager.latest_step()
+    if step is None:
+        raise RunError(f"no checkpoint of phase '{phase}' in {run_dir}")
+    params = nnx.state(model, trainable)
+    nnx.replace_by_pure_dict(params, _restore(manager, step, params=nnx.to_pure_dict(params))["params"])
+    nnx.update(model, params)
+    return model
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, loss_fn, sample, batch_size: int):
+    """A jitted step that draws its own batch on device from fold_in(data_key, step): the step number alone
+    fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Built once per
+    phase kind and shared by its seeds (same program, other parameters and data key)."""
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def train_step(params, opt_state, rest, data_key, step):
+        batch = sample(jax.random.fold_in(data_key, step), batch_size)
+        objective = lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch)  # noqa: E731
+        (loss, acc), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, {"loss": loss, "acc": acc}
+
+    return train_step
+
+
+def fit(model: PathModel, trainable, train_step, tx, opt: OptimConfig, run_dir: Path, phase: str) -> PathModel:
+    """Trains the `trainable` part of `model` for opt.steps steps of `train_step`, checkpointing every
+    opt.checkpoint_every steps and resuming from the phase's latest checkpoint. A finished phase is loaded,
+    not retrained."""
+    _, params, rest = nnx.split(model, trainable, ...)
+    opt_state = tx.init(params)
+    manager = checkpoint_manager(run_dir, phase)
+    start = manager.latest_step() or 0
+    if start:
+        restored = _restore(manager, start, params=nnx.to_pure_dict(params), opt_state=opt_state)
+        nnx.replace_by_pure_dict(params, restored["params"])
+        opt_state = restored["opt_state"]
+    data_key = jax.random.key(opt.seed + 1)
+
+    log_path = run_dir / "log.jsonl"
+    bar = tqdm(total=opt.steps, initial=start, desc=phase, unit="step", dynamic_ncols=True, leave=False)
+    last_log, clock = start, time.perf_counter()
+    for step in range(start, opt.steps):
+        params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step)
+        bar.update()
+        done = step + 1
+        if done % opt.log_every == 0 or done == opt.steps:
+            metrics = {k: float(v) for k, v in metrics.items()}  # host sync: logging only
+            if not all(map(math.isfinite, metrics.values())):
+                raise RunError(
+                    f"{phase}: non-finite loss at step {done} ({metrics}); last good checkpoint kept in {run_dir}"
+                )
+            rate = opt.batch_size * (done - last_log) / (time.perf_counter() - clock)
+            last_log, clock = done, time.perf_counter()
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['acc']:.3f}", ex_s=f"{rate:.0f}")
+            with log_path.open("a") as f:
+                f.write(json.dumps({"phase": phase, "step": done, **metrics, "examples_per_s": rate}) + "\n")
+        if done % opt.checkpoint_every == 0 or done == opt.steps:
+            items = {"params": nnx.to_pure_dict(params), "opt_state": opt_state}
+            manager.save(done, args=ocp.args.Composite(**{k: ocp.args.StandardSave(v) for k, v in items.items()}))
+    bar.close()
+    manager.wait_until_finished()
+    nnx.update(model, params)
+    return model
+
+
+def pretrain(cfg: Config, run_dir: Path) -> PathModel:
+    """Phase 1: the encoder and d(s,t) head on sizes n_min..N."""
+    model = new_model(cfg, cfg.pretrain.seed)
+    tx = optimizer(cfg.pretrain)
+    loss_fn = partial(d_st_loss, n_pad=cfg.data.n_max)
+    graphdef = nnx.split(model, PRETRAINED, ...)[0]
+    step = make_train_step(graphdef, tx, loss_fn, batch_sampler(cfg, cfg.data.n_max), cfg.pretrain.batch_size)
+    return fit(model, PRETRAINED, step, tx, cfg.pretrain, run_dir, "pretrain")
+
+
+def finetune_seeds(cfg: Config) -> list[int]:
+    return [cfg.finetune.seed + i for i in range(cfg.experiment.seeds)]
+
+
+def variant_model(cfg: Config, run_dir: Path, seed: int) -> PathModel:
+    """A fresh model (heads initialised from `seed`) carrying the pretrained encoder and d(s,t) head."""
+    return load_phase(new_model(cfg, seed), run_dir, "pretrain", PRETRAINED)
+
+
+def finetune(cfg: Config, run_dir: Path, name: str) -> None:
+    """Phase 3, every seed: a d(s,u) reporter with labels on sizes n_min..n (..N for oracle and probe)."""
+    variant: Variant = VARIANTS[name]
+    trainable = variant.trainable()
+    tx = optimizer(cfg.finetune)
+    sample = batch_sampler(cfg, cfg.data.n_max if variant.labels_up_to_N else cfg.data.n_report)
+    loss_fn = partial(report_loss, variant=variant, n_pad=cfg.data.n_max)
+    step = None
+    for seed in finetune_seeds(cfg):
+        model = variant_model(cfg, run_dir, seed)
+        if step is None:  # one compiled step serves every seed
+            graphdef = nnx.split(model, trainable, ...)[0]
+            step = make_train_step(graphdef, tx, loss_fn, sample, cfg.finetune.batch_size)
+        opt = dataclasses.replace(cfg.finetune, seed=seed)
+        fit(model, trainable, step, tx, opt, run_dir, f"{name}-seed{seed}")
+
+
+if __name__ == "__main__":
+    main()
