@@ -6,7 +6,8 @@
 For each graph size n_min..N+eval_beyond it measures, per variant (mean and 95% interval over seeds):
 acc and mae of d(s,u) over every vertex u of the unique s-t path; the consistency-check outcomes
 (consistent, incoherent, coherent_wrong = passes every check yet is wrong); PGR on sizes > n against the
-trivial and oracle baselines; and beside them the capability numbers (pretrained d(s,t), probe).
+trivial and oracle baselines; and beside them the capability numbers (pretrained d(s,t), probe). The same
+metrics are also broken down by the true distance d(s,u).
 """
 
 import argparse
@@ -160,13 +161,21 @@ def query_outcomes(pred_su, pred_tu, d_hat, arrays) -> dict[str, np.ndarray]:
     }
 
 
-def by_size(outcomes: dict, sizes: np.ndarray) -> dict[str, dict[str, float]]:
+def breakdown(outcomes: dict, key: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean of every metric over the valid queries, per value of `key` (B, P) (e.g. graph size, distance)."""
     valid = outcomes["valid"]
+    key = np.broadcast_to(key, valid.shape)
     table = {}
-    for n in np.unique(sizes):
-        rows = valid & (sizes == n)[:, None]
-        table[str(n)] = {m: float(outcomes[m][rows].mean()) for m in METRICS}
+    for value in np.unique(key[valid]):
+        rows = valid & (key == value)
+        table[str(value)] = {m: float(outcomes[m][rows].mean()) for m in METRICS}
     return table
+
+
+def tables(outcomes: dict, arrays: dict) -> dict[str, dict]:
+    """The breakdowns of DESIGN.md: by graph size and by true distance d(s,u), over every evaluated size."""
+    label = np.arange(arrays["path"].shape[1])[None, :]
+    return {"by_size": breakdown(outcomes, arrays["num_nodes"][:, None]), "by_distance": breakdown(outcomes, label)}
 
 
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -241,9 +250,7 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
     valid = np.arange(arrays["path"].shape[1])[None, :] < arrays["path_len"][:, None]
     trivial = trivial_report(d_hat, valid)
     trivial_swapped = trivial_report(d_hat_swapped, valid, swap=True)
-    variants = {
-        "trivial": {"seeds": 0, "by_size": by_size(query_outcomes(trivial, trivial_swapped, d_hat, arrays), sizes)}
-    }
+    variants = {"trivial": {"seeds": 0, **tables(query_outcomes(trivial, trivial_swapped, d_hat, arrays), arrays)}}
     for name in cfg.experiment.variant_list():
         per_seed = []
         for seed in finetune_seeds(cfg):
@@ -255,8 +262,8 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
                 raise EvalError(str(e)) from None
             pred_su = predictions(model, arrays, n_max, VARIANTS[name])
             pred_tu = predictions(model, arrays, n_max, VARIANTS[name], swap=True)
-            per_seed.append(by_size(query_outcomes(pred_su, pred_tu, d_hat, arrays), sizes))
-        variants[name] = {"seeds": len(per_seed), "by_size": aggregate(per_seed)}
+            per_seed.append(tables(query_outcomes(pred_su, pred_tu, d_hat, arrays), arrays))
+        variants[name] = {"seeds": len(per_seed), **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]}}
     add_pgr(variants, cfg.data.n_report)
     if "probe" in variants:
         capability["probe_acc_by_size"] = {n: row["acc"] for n, row in variants["probe"]["by_size"].items()}
@@ -279,17 +286,18 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
 def metrics_csv(summary: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["variant", "size", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
+    writer.writerow(["variant", "by", "value", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
     for name, table in summary["variants"].items():
-        for size, row in table["by_size"].items():
-            for m in METRICS:
-                low, high = row.get(f"{m}_ci95", [row[m], row[m]])
-                writer.writerow([name, size, m, f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]])
-            if row.get("pgr") is not None:
-                writer.writerow([name, size, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
+        for by in ("size", "distance"):
+            for value, row in table[f"by_{by}"].items():
+                for m in METRICS:
+                    low, high = row.get(f"{m}_ci95", [row[m], row[m]])
+                    writer.writerow([name, by, value, m, f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]])
+                if row.get("pgr") is not None:
+                    writer.writerow([name, by, value, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
     for name in ("d_st_acc_by_size", "probe_acc_by_size"):
         for size, acc in summary["capability"].get(name, {}).items():
-            writer.writerow(["capability", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
+            writer.writerow(["capability", "size", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
     return out.getvalue()
 
 

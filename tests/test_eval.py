@@ -86,6 +86,7 @@ def test_summary_has_the_promised_structure(finished_run):
     assert isinstance(capability["capability_ok"], bool)
     assert set(summary["variants"]) == {"trivial", "frozen", "trainable", "trainable+dst", "oracle", "probe"}
     for name, table in summary["variants"].items():
+        assert set(table["by_distance"]) == {str(d) for d in range(0, int(max(table["by_distance"], key=int)) + 1)}
         for size, row in table["by_size"].items():
             assert {"acc", "mae", "coherent_wrong", "incoherent"} <= set(row), (name, size)
             assert row["coherent_wrong"] <= 1 - row["incoherent"] + 1e-9
