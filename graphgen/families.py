@@ -12,16 +12,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from graphgen.registry import registrar
+
 Family = Callable[[jax.Array, jax.Array, int], jax.Array]
 FAMILIES: dict[str, Family] = {}
-
-
-def family(name: str) -> Callable[[Family], Family]:
-    def register(fn: Family) -> Family:
-        FAMILIES[name] = fn
-        return fn
-
-    return register
+family = registrar(FAMILIES)
 
 
 def _from_edges(a: jax.Array, b: jax.Array, valid: jax.Array, n_pad: int) -> jax.Array:

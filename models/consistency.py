@@ -12,16 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from graphgen.registry import registrar
+
 Check = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 CHECKS: dict[str, Check] = {}
-
-
-def check(name: str) -> Callable[[Check], Check]:
-    def register(fn: Check) -> Check:
-        CHECKS[name] = fn
-        return fn
-
-    return register
+check = registrar(CHECKS)
 
 
 def _per_example(ok: np.ndarray, valid: np.ndarray) -> np.ndarray:
