@@ -1,6 +1,6 @@
 """The whole experiment: pretrain d(s,t), fine-tune d(s,u) report variants, evaluate against baselines.
 
-    python train.py --preset quick                     # CPU, ~15 min: results/quick/
+    python train.py --preset quick                     # CPU, ~9 min: results/quick/
     python train.py --preset paper --model.width 128   # any config field can be overridden
     python train.py --preset quick --resume            # continue a killed run to the same numbers
 
@@ -173,14 +173,15 @@ def build_parser() -> Parser:
     parser.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir")
     for section in dataclasses.fields(Config):
-        group = parser.add_argument_group(f"{section.name} config (defaults are the quick preset's)")
+        group = parser.add_argument_group(f"{section.name} config (defaults shown are the quick preset's)")
+        quick = getattr(PRESETS["quick"], section.name)
         for f in dataclasses.fields(section.type):
             group.add_argument(
                 f"--{section.name}.{f.name}",
                 dest=f"{section.name}.{f.name}",
                 type=type(f.default),
                 metavar=type(f.default).__name__.upper(),
-                help=f"{f.metadata['help']} (default: {f.default})",
+                help=f"{f.metadata['help']} (quick: {getattr(quick, f.name)})",
             )
     return parser
 
