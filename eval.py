@@ -143,11 +143,16 @@ def trivial_report(d_hat: np.ndarray, valid: np.ndarray, swap: bool = False) -> 
 # Metrics.
 
 
+def path_slots(arrays: dict) -> np.ndarray:
+    """(B, P) mask of the path slots that hold a vertex: the queries of each example."""
+    return np.arange(arrays["path"].shape[1])[None, :] < arrays["path_len"][:, None]
+
+
 def query_outcomes(pred_su, pred_tu, d_hat, arrays) -> dict[str, np.ndarray]:
     """Per query (B, P) outcomes, with `valid` marking real path slots."""
     from models.consistency import consistent
 
-    valid = np.arange(arrays["path"].shape[1])[None, :] < arrays["path_len"][:, None]
+    valid = path_slots(arrays)
     label = np.broadcast_to(np.arange(valid.shape[1])[None, :], valid.shape)
     ok = consistent(pred_su, pred_tu, d_hat, valid)
     correct = pred_su == label
@@ -192,14 +197,14 @@ def mean_ci(values: list[float]) -> tuple[float, float, float]:
 
 
 def aggregate(per_seed: list[dict]) -> dict:
-    """size -> metric -> mean, plus metric_ci95 = [low, high], over the seeds' by-size tables."""
+    """key -> metric -> mean, plus metric_ci95 = [low, high], over the seeds' tables (by size or distance)."""
     table = {}
-    for size in per_seed[0]:
+    for key in per_seed[0]:
         row = {}
         for m in METRICS:
-            mean, low, high = mean_ci([seed[size][m] for seed in per_seed])
+            mean, low, high = mean_ci([seed[key][m] for seed in per_seed])
             row[m], row[f"{m}_ci95"] = mean, [low, high]
-        table[size] = row
+        table[key] = row
     return table
 
 
@@ -220,9 +225,11 @@ def add_pgr(variants: dict, n_report: int) -> None:
 
 
 def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
+    from flax import nnx
+
     from models.consistency import CHECKS
     from models.objectives import PRETRAINED, VARIANTS
-    from train import RunError, finetune_seeds, load_phase, new_model
+    from train import RunError, finetune_seeds, load_phase, new_model, variant_model
 
     cfg = load_config(run_dir)
     arrays, eval_hash = load_or_make_eval_set(cfg.data, run_dir)
@@ -232,6 +239,7 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
     except RunError as e:
         raise EvalError(str(e)) from None
 
+    pretrained_state = nnx.state(pretrained, PRETRAINED)
     d_hat = predictions(pretrained, arrays, n_max)
     d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
     correct = d_hat == arrays["d_st"]
@@ -247,16 +255,15 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
         "n_max": n_max,
     }
 
-    valid = np.arange(arrays["path"].shape[1])[None, :] < arrays["path_len"][:, None]
+    valid = path_slots(arrays)
     trivial = trivial_report(d_hat, valid)
     trivial_swapped = trivial_report(d_hat_swapped, valid, swap=True)
     variants = {"trivial": {"seeds": 0, **tables(query_outcomes(trivial, trivial_swapped, d_hat, arrays), arrays)}}
     for name in cfg.experiment.variant_list():
         per_seed = []
         for seed in finetune_seeds(cfg):
-            model = new_model(cfg, seed)
+            model = variant_model(cfg, pretrained_state, seed)
             try:
-                load_phase(model, run_dir, "pretrain", PRETRAINED)
                 load_phase(model, run_dir, f"{name}-seed{seed}", VARIANTS[name].trainable())
             except RunError as e:
                 raise EvalError(str(e)) from None

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import optax
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -219,9 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     import eval as evaluation  # eval.py builds on this module's configs and loaders
 
     try:
-        pretrain(cfg, run_dir)
+        pretrained = nnx.state(pretrain(cfg, run_dir), PRETRAINED)
         for variant in cfg.experiment.variant_list():
-            finetune(cfg, run_dir, variant)
+            finetune(cfg, run_dir, variant, pretrained)
         summary = evaluation.evaluate_run(run_dir, results_dir)
     except (RunError, evaluation.EvalError) as e:
         fail(parser.prog, str(e))
@@ -384,12 +385,15 @@ def finetune_seeds(cfg: Config) -> list[int]:
     return [cfg.finetune.seed + i for i in range(cfg.experiment.seeds)]
 
 
-def variant_model(cfg: Config, run_dir: Path, seed: int) -> PathModel:
-    """A fresh model (heads initialised from `seed`) carrying the pretrained encoder and d(s,t) head."""
-    return load_phase(new_model(cfg, seed), run_dir, "pretrain", PRETRAINED)
+def variant_model(cfg: Config, pretrained: nnx.State, seed: int) -> PathModel:
+    """A fresh model (heads initialised from `seed`) carrying a copy of the pretrained encoder and d(s,t)
+    head. A copy, because a train step donates (frees) the buffers of the parameters it trains."""
+    model = new_model(cfg, seed)
+    nnx.update(model, jax.tree.map(jnp.copy, pretrained))
+    return model
 
 
-def finetune(cfg: Config, run_dir: Path, name: str) -> None:
+def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
     """Phase 3, every seed: a d(s,u) reporter with labels on sizes n_min..n (..N for oracle and probe)."""
     variant: Variant = VARIANTS[name]
     trainable = variant.trainable()
@@ -398,7 +402,7 @@ def finetune(cfg: Config, run_dir: Path, name: str) -> None:
     loss_fn = partial(report_loss, variant=variant, n_pad=cfg.data.n_max)
     step = None
     for seed in finetune_seeds(cfg):
-        model = variant_model(cfg, run_dir, seed)
+        model = variant_model(cfg, pretrained, seed)
         if step is None:  # one compiled step serves every seed
             graphdef = nnx.split(model, trainable, ...)[0]
             step = make_train_step(graphdef, tx, loss_fn, sample, cfg.finetune.batch_size)
