@@ -49,6 +49,7 @@ class DataConfig:
     eval_beyond: int = _field(4, "also evaluate sizes N+1..N+eval_beyond")
     eval_per_size: int = _field(40, "evaluation examples per graph size and family")
     eval_seed: int = _field(1234, "seed of the fixed evaluation set")
+    pool: int = _field(8, "training examples drawn per one kept, to even out distances d(s,t); 1 = no evening")
 
     def family_list(self) -> list[str]:
         from graphgen.sample import family_names
@@ -73,6 +74,8 @@ class DataConfig:
                 f"data.vocab={self.vocab} is smaller than the largest evaluated size "
                 f"{self.n_max + self.eval_beyond} (N + eval_beyond)"
             )
+        if self.pool < 1:
+            raise UsageError(f"data.pool must be positive, got {self.pool}")
         if self.eval_beyond < 0 or self.eval_per_size < 1:
             raise UsageError("data.eval_beyond must be >= 0 and data.eval_per_size >= 1")
 
@@ -282,7 +285,14 @@ def batch_sampler(cfg: Config, n_max: int):
     data = cfg.data
     families = tuple(data.family_list())
     return lambda key, batch_size: sample_batch(
-        key, batch_size, families=families, n_min=data.n_min, n_max=n_max, vocab=data.vocab, n_pad=data.n_max
+        key,
+        batch_size,
+        families=families,
+        n_min=data.n_min,
+        n_max=n_max,
+        vocab=data.vocab,
+        n_pad=data.n_max,
+        pool=data.pool,
     )
 
 
