@@ -24,9 +24,11 @@ import numpy as np
 
 from graphgen.cli import Parser, enable_compilation_cache, fail
 from graphgen.files import write_atomic, write_json
+from models.consistency import CONDITIONS
 
 CAPABILITY_THRESHOLD = 0.95
-METRICS = ("acc", "mae", "consistent", "incoherent", "coherent_wrong")
+# Per query: accuracy, error, outcome of all checks together, and the pass rate of each condition alone.
+METRICS = ("acc", "mae", "consistent", "incoherent", "coherent_wrong", *(f"pass_{name}" for name in CONDITIONS))
 
 
 class EvalError(Exception):
@@ -97,69 +99,92 @@ def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int = 256) -> np
 
 
 def predictions(model, arrays: dict, min_pad: int, variant=None, swap: bool = False) -> np.ndarray:
-    """Argmax d(s,t) (B,) when variant is None, else d(s,u) (B, P) for every path slot u. With swap=True the
-    question is asked with s and t exchanged (d(t,s) and d(t,u))."""
+    """Argmax d(s,t) (B,) when variant is None, else d(s,v) (B, V) for every vertex id v = 1..V. With
+    swap=True the question is asked with s and t exchanged (d(t,s) and d(t,v))."""
     from flax import nnx
 
     graphdef, state = nnx.split(model)
     return in_buckets(
-        lambda inputs, n_pad: _jit_forward()(graphdef, state, inputs, variant, swap, n_pad), arrays, min_pad
+        lambda inputs, n_pad: _jit_forward()(graphdef, state, inputs, variant and variant.head, swap, n_pad),
+        arrays,
+        min_pad,
     )
 
 
 @cache
 def _jit_forward():
     import jax
+    import jax.numpy as jnp
     from flax import nnx
 
-    from graphgen import GraphBatch
     from models.objectives import report_logits
 
-    @partial(jax.jit, static_argnames=("graphdef", "variant", "swap", "n_pad"))
-    def forward(graphdef, state, inputs, variant, swap, n_pad):
-        """Module-level and keyed on the model's structure: every seed of a variant shares one program."""
+    @partial(jax.jit, static_argnames=("graphdef", "head", "swap", "n_pad"))
+    def forward(graphdef, state, inputs, head, swap, n_pad):
+        """Module-level and keyed on the model's structure and head: every seed of every variant of a head
+        shares one program."""
         model = nnx.merge(graphdef, state)
         s, t = (inputs["t"], inputs["s"]) if swap else (inputs["s"], inputs["t"])
         encoded = model.encode(inputs["edges"], inputs["edge_mask"], s, t, n_pad)
-        if variant is None:
+        if head is None:
             return model.d_st_head(*encoded)[:, 0].argmax(-1)
-        batch = GraphBatch(**{f: inputs.get(f) for f in GraphBatch._fields})
-        return report_logits(model, variant, batch, encoded, inputs["path"]).argmax(-1)
+        vocab = model.encoder.ids.num_embeddings - 1
+        ids = jnp.broadcast_to(jnp.arange(1, vocab + 1), (s.shape[0], vocab))
+        return report_logits(model, head, inputs["edges"], inputs["edge_mask"], encoded, ids).argmax(-1)
 
     return forward
 
 
-def trivial_report(d_hat: np.ndarray, valid: np.ndarray, swap: bool = False) -> np.ndarray:
-    """The best label-free guess from the question alone: 0 at the source, d̂ at the target, else round(d̂/2).
-    Slot 0 is s and the last valid slot is t; with swap=True the question is (t, s), so they trade roles."""
-    last = valid.sum(1, keepdims=True) - 1
-    slot = np.arange(valid.shape[1])[None, :]
-    source, target = (last, 0) if swap else (0, last)
-    guess = np.where(slot == target, d_hat[:, None], np.rint(d_hat[:, None] / 2))
-    return np.where(slot == source, 0, guess).astype(int)
+def trivial_report(d_hat: np.ndarray, s: np.ndarray, t: np.ndarray, vocab: int) -> np.ndarray:
+    """The best label-free guess from the question alone, for every vertex id: 0 at the source, d̂ at the
+    target, round(d̂/2) elsewhere. For the swapped question pass (t, s) as (s, t)."""
+    ids = np.arange(1, vocab + 1)[None, :]
+    guess = np.where(ids == t[:, None], d_hat[:, None], np.rint(d_hat[:, None] / 2))
+    return np.where(ids == s[:, None], 0, guess).astype(int)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Metrics.
 
 
-def path_slots(arrays: dict) -> np.ndarray:
-    """(B, P) mask of the path slots that hold a vertex: the queries of each example."""
-    return np.arange(arrays["path"].shape[1])[None, :] < arrays["path_len"][:, None]
+def path_labels(arrays: dict, vocab: int) -> np.ndarray:
+    """(B, V) true d(s,v) of the path vertices (their position on the path), -1 off the path."""
+    rows = np.arange(len(arrays["path"]))[:, None]
+    position = np.broadcast_to(np.arange(arrays["path"].shape[1]), arrays["path"].shape)
+    on_path = position < arrays["path_len"][:, None]
+    label = np.full((len(rows), vocab + 1), -1)
+    label[np.broadcast_to(rows, on_path.shape)[on_path], arrays["path"][on_path]] = position[on_path]
+    return label[:, 1:]
 
 
-def query_outcomes(pred_su, pred_tu, d_hat, arrays) -> dict[str, np.ndarray]:
-    """Per query (B, P) outcomes, with `valid` marking real path slots."""
-    from models.consistency import consistent
+def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, chunk: int = 2048) -> dict[str, np.ndarray]:
+    """Per consistency condition, (B, V) whether the answers pass it at each vertex (in chunks: the checks
+    build (B, V, V) and (B, V, K) arrays)."""
+    import jax.numpy as jnp
 
-    valid = path_slots(arrays)
-    label = np.broadcast_to(np.arange(valid.shape[1])[None, :], valid.shape)
-    ok = consistent(pred_su, pred_tu, d_hat, valid)
-    correct = pred_su == label
+    from models.consistency import passes, question
+
+    out = {name: np.zeros(pred_s.shape, bool) for name in CONDITIONS}
+    for lo in range(0, len(pred_s), chunk):
+        rows = slice(lo, lo + chunk)
+        q = question(*(jnp.asarray(arrays[k][rows]) for k in ("edges", "edge_mask", "s", "t", "path")), vocab)
+        for name in CONDITIONS:
+            out[name][rows] = np.asarray(passes(name, q, pred_s[rows], pred_t[rows], d_hat[rows]))
+    return out
+
+
+def query_outcomes(pred_s, pred_t, d_hat, arrays, vocab: int) -> dict[str, np.ndarray]:
+    """Per query (B, V) outcomes over the path vertices (`valid`); the checks see every vertex's answer."""
+    label = path_labels(arrays, vocab)
+    passed = checks_passed(pred_s, pred_t, d_hat, arrays, vocab)
+    ok = np.logical_and.reduce(list(passed.values()))
+    correct = pred_s == label
     return {
-        "valid": valid,
+        **{f"pass_{name}": value for name, value in passed.items()},
+        "valid": label >= 0,
+        "label": label,
         "acc": correct,
-        "mae": np.abs(pred_su - label),
+        "mae": np.abs(pred_s - label),
         "consistent": ok,
         "incoherent": ~ok,
         "coherent_wrong": ok & ~correct,
@@ -179,8 +204,8 @@ def breakdown(outcomes: dict, key: np.ndarray) -> dict[str, dict[str, float]]:
 
 def tables(outcomes: dict, arrays: dict) -> dict[str, dict]:
     """The breakdowns of DESIGN.md: by graph size and by true distance d(s,u), over every evaluated size."""
-    label = np.arange(arrays["path"].shape[1])[None, :]
-    return {"by_size": breakdown(outcomes, arrays["num_nodes"][:, None]), "by_distance": breakdown(outcomes, label)}
+    by_size = breakdown(outcomes, arrays["num_nodes"][:, None])
+    return {"by_size": by_size, "by_distance": breakdown(outcomes, outcomes["label"])}
 
 
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -220,18 +245,32 @@ def add_pgr(variants: dict, n_report: int) -> None:
                 row["pgr"] = gained / gap if abs(gap) > 1e-9 else None
 
 
+def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]]) -> None:
+    """`pgr_beyond_n`: PGR of the accuracy pooled over every query of sizes n+1..N, per seed against the
+    oracle's and trivial baseline's mean, with mean and 95% interval over seeds. One number per variant
+    for the plots of PGR against consistency strength."""
+    if "oracle" not in pooled_acc:
+        return
+    floor, top = pooled_acc["trivial"][0], float(np.mean(pooled_acc["oracle"]))
+    for name, accs in pooled_acc.items():
+        if abs(top - floor) > 1e-9:
+            mean, low, high = mean_ci([(acc - floor) / (top - floor) for acc in accs])
+            variants[name]["pgr_beyond_n"] = {"mean": mean, "ci95": [low, high]}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The whole evaluation.
 
 
-def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
+def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = None) -> dict:
+    """Evaluates the variants `names` (default: the run config's experiment.variants) and writes results_dir."""
     from flax import nnx
 
-    from models.consistency import CHECKS
-    from models.objectives import PRETRAINED, VARIANTS
+    from models.objectives import PRETRAINED, variant
     from train import RunError, finetune_seeds, load_phase, new_model, variant_model
 
     cfg = load_config(run_dir)
+    names = names or cfg.experiment.variant_list()
     arrays, eval_hash = load_or_make_eval_set(cfg.data, run_dir)
     sizes, n_max = arrays["num_nodes"], cfg.data.n_max
     try:
@@ -255,23 +294,37 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
         "n_max": n_max,
     }
 
-    valid = path_slots(arrays)
-    trivial = trivial_report(d_hat, valid)
-    trivial_swapped = trivial_report(d_hat_swapped, valid, swap=True)
-    variants = {"trivial": {"seeds": 0, **tables(query_outcomes(trivial, trivial_swapped, d_hat, arrays), arrays)}}
-    for name in cfg.experiment.variant_list():
-        per_seed = []
+    vocab, sources, targets = cfg.data.vocab, arrays["s"], arrays["t"]
+    unlabelled_sizes = (sizes > cfg.data.n_report) & in_range
+
+    def scored(pred_s, pred_t) -> tuple[dict, float]:
+        """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR)."""
+        outcomes = query_outcomes(pred_s, pred_t, d_hat, arrays, vocab)
+        beyond = outcomes["valid"] & unlabelled_sizes[:, None]
+        return tables(outcomes, arrays), float(outcomes["acc"][beyond].mean())
+
+    trivial = scored(
+        trivial_report(d_hat, sources, targets, vocab), trivial_report(d_hat_swapped, targets, sources, vocab)
+    )
+    variants = {"trivial": {"seeds": 0, **trivial[0]}}
+    pooled = {"trivial": [trivial[1]]}
+    for name in names:
+        reporter = variant(name)
+        per_seed, pooled[name] = [], []
         for seed in finetune_seeds(cfg):
             model = variant_model(cfg, pretrained_state, seed)
             try:
-                load_phase(model, run_dir, f"{name}-seed{seed}", VARIANTS[name].trainable())
+                load_phase(model, run_dir, f"{name}-seed{seed}", reporter.trainable())
             except RunError as e:
                 raise EvalError(str(e)) from None
-            pred_su = predictions(model, arrays, n_max, VARIANTS[name])
-            pred_tu = predictions(model, arrays, n_max, VARIANTS[name], swap=True)
-            per_seed.append(tables(query_outcomes(pred_su, pred_tu, d_hat, arrays), arrays))
+            table, acc = scored(
+                predictions(model, arrays, n_max, reporter), predictions(model, arrays, n_max, reporter, swap=True)
+            )
+            per_seed.append(table)
+            pooled[name].append(acc)
         variants[name] = {"seeds": len(per_seed), **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]}}
     add_pgr(variants, cfg.data.n_report)
+    add_pooled_pgr(variants, pooled)
     if "probe" in variants:
         capability["probe_acc_by_size"] = {n: row["acc"] for n, row in variants["probe"]["by_size"].items()}
 
@@ -281,7 +334,7 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
         "n_report": cfg.data.n_report,
         "capability": capability,
         "variants": variants,
-        "checks": sorted(CHECKS),
+        "checks": list(CONDITIONS),
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json(results_dir / "summary.json", summary)
@@ -321,13 +374,28 @@ def _limits(ax, summary: dict) -> None:
     ax.text(cfg["n_max"] + 0.6, top, "N: pretraining ends", va="top", fontsize=8, color="0.3")
 
 
+def _color(summary: dict, name: str):
+    """One colour per variant, the same in every plot (tab20 once there are more than 10 variants)."""
+    import matplotlib.pyplot as plt
+
+    index, count = list(summary["variants"]).index(name), len(summary["variants"])
+    return f"C{index}" if count <= 10 else plt.get_cmap("tab20")(index % 20)
+
+
+def _legend(ax, count: int) -> None:
+    if count <= 7:
+        ax.legend(fontsize=8, loc="lower left")
+    else:  # a sweep: outside, so that it hides no line
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
 def _lines(ax, summary: dict, metric: str, names: list[str]) -> None:
     for name in names:
         table = summary["variants"][name]["by_size"]
         sizes = sorted(table, key=int)
         x = [int(n) for n in sizes]
         y = [table[n][metric] for n in sizes]
-        color = f"C{list(summary['variants']).index(name)}"  # one colour per variant across plots
+        color = _color(summary, name)
         line = ax.plot(x, y, marker="o", ms=3, label=name, color=color)[0]
         if f"{metric}_ci95" in table[sizes[0]]:
             low, high = zip(*(table[n][f"{metric}_ci95"] for n in sizes), strict=True)
@@ -346,18 +414,20 @@ def plot_all(summary: dict, out: Path) -> None:
         "accuracy_vs_size.png": ("acc", "d(s,u) accuracy", names),
         "coherent_wrong_vs_size.png": ("coherent_wrong", "coherent but wrong (fraction of queries)", names),
     }
+    size = (6.4, 4.2) if len(names) <= 7 else (9.6, 4.8)
     for filename, (metric, ylabel, shown) in plots.items():
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig, ax = plt.subplots(figsize=size)
         _lines(ax, summary, metric, shown)
         ax.set(xlabel="graph size (vertices)", ylabel=ylabel, ylim=(-0.02, 1.05))
         ax.set_title(f"{ylabel} vs. size; bands: 95% interval over {seeds} seeds", fontsize=10)
         _limits(ax, summary)
-        ax.legend(fontsize=8, loc="lower left")
+        _legend(ax, len(shown))
         fig.tight_layout()
         write_atomic(out / filename, lambda f, fig=fig: fig.savefig(f, format="png", dpi=150))
         plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    plot_strength(summary, out, plt)
+    fig, ax = plt.subplots(figsize=size)
     capability = summary["capability"]
     for key, label, style in (
         ("d_st_acc_by_size", "knows: pretrained d(s,t)", "k-"),
@@ -366,24 +436,75 @@ def plot_all(summary: dict, out: Path) -> None:
         if key in capability:
             x = sorted(capability[key], key=int)
             ax.plot([int(n) for n in x], [capability[key][n] for n in x], style, label=label)
-    _lines(ax, summary, "acc", [n for n in names if n not in ("probe", "trivial")])
+    reporters = [n for n in names if n not in ("probe", "trivial")]
+    _lines(ax, summary, "acc", reporters)
     ax.set(xlabel="graph size (vertices)", ylabel="accuracy", ylim=(-0.02, 1.05))
     ax.set_title("what the model knows vs. what its report head says", fontsize=10)
     _limits(ax, summary)
-    ax.legend(fontsize=8, loc="lower left")
+    _legend(ax, len(reporters) + 2)
     fig.tight_layout()
     write_atomic(out / "capability_vs_report.png", lambda f: fig.savefig(f, format="png", dpi=150))
+    plt.close(fig)
+
+
+def plot_strength(summary: dict, out: Path, plt) -> None:
+    """PGR on sizes n+1..N against consistency strength: the ladder of DESIGN.md on the frozen reporter,
+    with every condition together and consistency-only beside it. Only for runs that hold the ladder."""
+    from models.consistency import LADDER
+    from models.objectives import ladder
+
+    variants = summary["variants"]
+    steps = [name for name in ladder("frozen") if "pgr_beyond_n" in variants.get(name, {})]
+    if len(steps) < 2:
+        return
+    labels = ["none", *("+" + "\n+".join(rung) for rung in LADDER)][: len(steps)]
+    extra = [name for name in ("frozen@all", "consistency-only") if "pgr_beyond_n" in variants.get(name, {})]
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    for i, name in enumerate(steps + extra):
+        pgr = variants[name]["pgr_beyond_n"]
+        low, high = pgr["ci95"]
+        ax.errorbar(
+            i,
+            pgr["mean"],
+            yerr=[[pgr["mean"] - low], [high - pgr["mean"]]],
+            fmt="o",
+            capsize=3,
+            color="C0" if name in steps else "C3",
+        )
+    ax.plot(range(len(steps)), [variants[n]["pgr_beyond_n"]["mean"] for n in steps], color="C0", lw=1)
+    ax.axhline(1.0, color="0.3", ls=":", lw=1)
+    ax.axhline(0.0, color="0.3", ls=":", lw=1)
+    ax.text(len(steps) + len(extra) - 0.5, 1.0, "oracle", va="bottom", ha="right", fontsize=8, color="0.3")
+    ax.text(len(steps) + len(extra) - 0.5, 0.0, "trivial", va="bottom", ha="right", fontsize=8, color="0.3")
+    ax.set_xticks(range(len(steps) + len(extra)), labels + [n.replace("frozen@", "") for n in extra], fontsize=7)
+    n, big_n, seeds = summary["n_report"], summary["config"]["data"]["n_max"], variants[steps[0]]["seeds"]
+    ax.set(
+        xlabel="consistency conditions trained on sizes n+1..N (each rung adds to the last)",
+        ylabel=f"PGR on sizes {n + 1}..{big_n}",
+    )
+    ax.set_title(
+        f"performance gap recovered vs. consistency strength; bars: 95% interval over {seeds} seeds", fontsize=10
+    )
+    fig.tight_layout()
+    write_atomic(out / "pgr_vs_strength.png", lambda f: fig.savefig(f, format="png", dpi=150))
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="eval.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="run directory written by train.py")
-    parser.add_argument("--results", type=Path, help="where to write results (default: results/RUN_NAME)")
+    parser.add_argument("--results", type=Path, help="where to write results (default: results/RUN_NAME[-SWEEP])")
+    parser.add_argument("--sweep", help="evaluate a sweep's grid (see train.py --sweep) instead of the run's variants")
     args = parser.parse_args(argv)
+    from train import SWEEPS
+
+    if args.sweep is not None and args.sweep not in SWEEPS:
+        fail(parser.prog, f"unknown sweep '{args.sweep}' (choose from: {', '.join(SWEEPS)})")
     enable_compilation_cache()
     try:
-        summary = evaluate_run(args.run, args.results or Path("results") / args.run.name)
+        names = SWEEPS[args.sweep]() if args.sweep else None
+        results = args.results or Path("results") / "-".join(filter(None, [args.run.name, args.sweep]))
+        summary = evaluate_run(args.run, results, names)
     except EvalError as e:
         fail(parser.prog, str(e))
     print(json.dumps(summary["capability"]["d_st_acc_by_size"]), file=sys.stderr)

@@ -31,8 +31,18 @@ from tqdm import tqdm
 from graphgen import sample_batch
 from graphgen.cli import Parser, UsageError, enable_compilation_cache, fail
 from graphgen.files import write_json
+from models.consistency import CONDITIONS
 from models.model import ModelConfig, PathModel
-from models.objectives import PRETRAINED, VARIANTS, Variant, d_st_loss, report_loss
+from models.objectives import (
+    PRETRAINED,
+    VARIANTS,
+    Variant,
+    d_st_loss,
+    finetune_loss,
+    ladder,
+    unlabelled,
+    variant,
+)
 
 
 def _field(default, help: str):
@@ -105,16 +115,23 @@ class OptimConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    variants: str = _field(",".join(VARIANTS), f"comma-separated report variants from: {', '.join(VARIANTS)}")
+    variants: str = _field(
+        "frozen,trainable,trainable+dst,oracle,probe",
+        f"comma-separated report variants: {', '.join(VARIANTS)}, each optionally with consistency losses on "
+        f"unlabelled sizes n+1..N as BASE@COND[=WEIGHT]+COND... (e.g. frozen@range+bellman=0.5; 'all' = every "
+        f"condition: {', '.join(CONDITIONS)})",
+    )
     seeds: int = _field(3, "fine-tuning seeds per variant (pretraining is shared)")
 
     def variant_list(self) -> list[str]:
         return self.variants.split(",")
 
     def validate(self) -> None:
-        unknown = [v for v in self.variant_list() if v not in VARIANTS]
-        if unknown:
-            raise UsageError(f"unknown variant '{unknown[0]}' in experiment.variants (known: {', '.join(VARIANTS)})")
+        for spec in self.variant_list():
+            try:
+                variant(spec)
+            except ValueError as e:
+                raise UsageError(f"experiment.variants: {e}") from None
         if self.seeds < 1:
             raise UsageError("experiment.seeds must be positive")
 
@@ -165,6 +182,16 @@ PRESETS = {
 }
 
 
+def consistency_sweep() -> list[str]:
+    """The grid of DESIGN.md: no consistency, each condition alone, the strength ladder (each rung adds
+    conditions to the last), all together, consistency-only, and the oracle."""
+    cells = ["frozen", *(f"frozen@{c}" for c in CONDITIONS), *ladder("frozen"), "frozen@all", "consistency-only"]
+    return list(dict.fromkeys([*cells, "oracle"]))  # the ladder's first rung is a single condition
+
+
+SWEEPS = {"consistency": consistency_sweep}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Command line: every config field is an option named section.field.
 
@@ -176,6 +203,12 @@ def build_parser() -> Parser:
     parser.add_argument("--results-dir", type=Path, help="result files (default: results/PRESET)")
     parser.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir")
+    parser.add_argument(
+        "--sweep",
+        help=f"train and evaluate a grid of variants instead of experiment.variants: {', '.join(SWEEPS)}. Shares "
+        "the run's pretraining, skips finished cells (a killed sweep resumes when run again) and writes "
+        "results/PRESET-SWEEP",
+    )
     for section in dataclasses.fields(Config):
         group = parser.add_argument_group(f"{section.name} config (defaults shown are the quick preset's)")
         quick = getattr(PRESETS["quick"], section.name)
@@ -212,9 +245,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
+        names = cfg.experiment.variant_list()
+        if args.sweep is not None:
+            if args.sweep not in SWEEPS:
+                raise UsageError(f"unknown sweep '{args.sweep}' (choose from: {', '.join(SWEEPS)})")
+            names = SWEEPS[args.sweep]()
         run_dir = args.run_dir or Path("runs") / args.preset
-        results_dir = args.results_dir or Path("results") / args.preset
-        prepare_run_dir(run_dir, cfg, resume=args.resume, overwrite=args.overwrite)
+        results_dir = args.results_dir or Path("results") / "-".join(filter(None, [args.preset, args.sweep]))
+        prepare_run_dir(run_dir, cfg, resume=args.resume or args.sweep is not None, overwrite=args.overwrite)
         results_dir.mkdir(parents=True, exist_ok=True)
     except (UsageError, OSError) as e:
         fail(parser.prog, str(e))
@@ -224,9 +262,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         pretrained = nnx.state(pretrain(cfg, run_dir), PRETRAINED)
-        for variant in cfg.experiment.variant_list():
-            finetune(cfg, run_dir, variant, pretrained)
-        summary = evaluation.evaluate_run(run_dir, results_dir)
+        for name in names:
+            finetune(cfg, run_dir, name, pretrained)
+        summary = evaluation.evaluate_run(run_dir, results_dir, names)
     except (RunError, evaluation.EvalError) as e:
         fail(parser.prog, str(e))
     report_capability(summary["capability"])
@@ -234,16 +272,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, overwrite: bool) -> None:
-    """Creates the run dir and records the config; refuses to mix a run with a different config."""
+    """Creates the run dir and records the config; refuses to mix a run with a different config. The list of
+    variants may differ: each variant is its own phase of the run, and adding one changes no other."""
     config_file = run_dir / "config.json"
     wanted = dataclasses.asdict(cfg)
     if config_file.exists() and not overwrite:
-        saved = json.loads(config_file.read_text())
         if not resume:
             raise UsageError(f"{run_dir} already holds a run: pass --resume to continue it or --overwrite")
-        if saved != wanted:
-            changed = sorted(f"{s}.{k}" for s in wanted for k in wanted[s] if saved.get(s, {}).get(k) != wanted[s][k])
+        saved = json.loads(config_file.read_text())
+        changed = sorted(
+            f"{s}.{k}"
+            for s in wanted
+            for k in wanted[s]
+            if saved.get(s, {}).get(k) != wanted[s][k] and f"{s}.{k}" != "experiment.variants"
+        )
+        if changed:
             raise UsageError(f"--resume with a different config than {config_file}: {', '.join(changed)}")
+        return
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -279,16 +324,16 @@ def optimizer(opt: OptimConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(opt.clip), optax.adamw(schedule, weight_decay=opt.weight_decay))
 
 
-def batch_sampler(cfg: Config, n_max: int):
-    """Batches of sizes n_min..n_max, always padded to N: the looped encoder iterates n_pad times, so every
-    phase runs it for the same number of iterations."""
+def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None):
+    """Batches of sizes n_min (default data.n_min)..n_max, always padded to N: the looped encoder iterates
+    n_pad times, so every phase runs it for the same number of iterations."""
     data = cfg.data
     families = tuple(data.family_list())
     return lambda key, batch_size: sample_batch(
         key,
         batch_size,
         families=families,
-        n_min=data.n_min,
+        n_min=n_min or data.n_min,
         n_max=n_max,
         vocab=data.vocab,
         n_pad=data.n_max,
@@ -327,12 +372,13 @@ def load_phase(model: PathModel, run_dir: Path, phase: str, trainable) -> PathMo
 def make_train_step(graphdef, tx: optax.GradientTransformation, loss_fn, sample, batch_size: int):
     """A jitted step that draws its own batch on device from fold_in(data_key, step): the step number alone
     fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Built once per
-    phase kind and shared by its seeds (same program, other parameters and data key)."""
+    phase kind and shared by its seeds (same program, other parameters and data key). `loss_args` go to
+    loss_fn traced, not baked in: steps that differ only in them (consistency weights) share one program."""
 
     @partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, rest, data_key, step):
+    def train_step(params, opt_state, rest, data_key, step, *loss_args):
         batch = sample(jax.random.fold_in(data_key, step), batch_size)
-        objective = lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch)  # noqa: E731
+        objective = lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch, *loss_args)  # noqa: E731
         (loss, acc), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, {"loss": loss, "acc": acc}
@@ -340,7 +386,9 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, loss_fn, sample,
     return train_step
 
 
-def fit(model: PathModel, trainable, train_step, tx, opt: OptimConfig, run_dir: Path, phase: str) -> PathModel:
+def fit(
+    model: PathModel, trainable, train_step, tx, opt: OptimConfig, run_dir: Path, phase: str, loss_args=()
+) -> PathModel:
     """Trains the `trainable` part of `model` for opt.steps steps of `train_step`, checkpointing every
     opt.checkpoint_every steps and resuming from the phase's latest checkpoint. A finished phase is loaded,
     not retrained."""
@@ -358,7 +406,7 @@ def fit(model: PathModel, trainable, train_step, tx, opt: OptimConfig, run_dir: 
     bar = tqdm(total=opt.steps, initial=start, desc=phase, unit="step", dynamic_ncols=True, leave=False)
     last_log, clock = start, time.perf_counter()
     for step in range(start, opt.steps):
-        params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step)
+        params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args)
         bar.update()
         done = step + 1
         if done % opt.log_every == 0 or done == opt.steps:
@@ -403,21 +451,39 @@ def variant_model(cfg: Config, pretrained: nnx.State, seed: int) -> PathModel:
     return model
 
 
+def finetune_sampler(cfg: Config, reporter: Variant):
+    """Fine-tuning batches: {"labelled": sizes n_min..n (..N for baselines), "unlabelled": the question
+    alone, labels stripped, of sizes n+1..N (n_min..N without labels)} - each only where the variant uses it."""
+    data = cfg.data
+    labelled = batch_sampler(cfg, data.n_max if reporter.labels_up_to_N else data.n_report)
+    beyond = batch_sampler(cfg, data.n_max, n_min=data.n_report + 1 if reporter.labels else data.n_min)
+
+    def sample(key, batch_size):
+        k_labelled, k_unlabelled = jax.random.split(key)
+        batches = {}
+        if reporter.labels:
+            batches["labelled"] = labelled(k_labelled, batch_size)
+        if reporter.consistency:
+            batches["unlabelled"] = unlabelled(beyond(k_unlabelled, batch_size))
+        return batches
+
+    return sample
+
+
 def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
-    """Phase 3, every seed: a d(s,u) reporter with labels on sizes n_min..n (..N for oracle and probe)."""
-    variant: Variant = VARIANTS[name]
-    trainable = variant.trainable()
+    """Phase 3, every seed: a d(s,u) reporter trained as the variant `name` says."""
+    reporter = variant(name)
+    trainable = reporter.trainable()
     tx = optimizer(cfg.finetune)
-    sample = batch_sampler(cfg, cfg.data.n_max if variant.labels_up_to_N else cfg.data.n_report)
-    loss_fn = partial(report_loss, variant=variant, n_pad=cfg.data.n_max)
+    loss_fn = partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab)
     step = None
     for seed in finetune_seeds(cfg):
         model = variant_model(cfg, pretrained, seed)
         if step is None:  # one compiled step serves every seed
             graphdef = nnx.split(model, trainable, ...)[0]
-            step = make_train_step(graphdef, tx, loss_fn, sample, cfg.finetune.batch_size)
+            step = make_train_step(graphdef, tx, loss_fn, finetune_sampler(cfg, reporter), cfg.finetune.batch_size)
         opt = dataclasses.replace(cfg.finetune, seed=seed)
-        fit(model, trainable, step, tx, opt, run_dir, f"{name}-seed{seed}")
+        fit(model, trainable, step, tx, opt, run_dir, f"{name}-seed{seed}", (reporter.weights(),))
 
 
 if __name__ == "__main__":

@@ -1,61 +1,137 @@
-"""Consistency checks on a reporter's answers, from the graph question and the model's own outputs only.
+"""Consistency conditions: what a truthful reporter's answers must satisfy, knowing no distance.
 
-Each check maps the predictions for every vertex u on the s-t path to pass/fail per query:
-  pred_su (B, P): reported d(s,u);  pred_tu (B, P): reported d(t,u) (the same question with s and t swapped);
-  d_hat (B,): the pretrained head's d(s,t);  valid (B, P): which of the P slots are path vertices.
-Slot 0 holds s and slot path_len-1 holds t (both given by the question); the order of the vertices between
-them is never used. A check that is about the whole path (endpoints, path_permutation) passes or fails every
-query of its example together. Register a new check with `@check("name")`.
+A condition sees only the question - the graph, s, t and the *set* of vertices on the s-t path - and the
+reporter's own answers, as distributions over distances 0..K-1 for every vertex id 1..V:
+  from_s (B, V, K): d(s, v);   from_t (B, V, K): d(t, v), the same question with s and t swapped;
+  d_hat (B,): the pretrained head's own d(s, t).
+It returns (log_sat, scope), both (B, V): the log of the probability that the condition holds at vertex v when
+answers are drawn independently from the distributions, and the vertices it is about. On one-hot answers
+(eval: argmax predictions) the probability is exactly 1 where the condition holds and at most 1/e where it
+fails, which makes the same function the check (`passes`) and, on the head's softmax, the loss (`loss`).
+Never a label: `Question` has no field for one, and tests/test_consistency.py proves it.
+
+Register a new condition with `@condition("name")`; configs, sweeps and plots pick it up by name.
 """
 
 from collections.abc import Callable
+from typing import NamedTuple
 
-import numpy as np
+import jax
+import jax.numpy as jnp
 
 from graphgen.registry import registrar
 
-Check = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-CHECKS: dict[str, Check] = {}
-check = registrar(CHECKS)
+
+class Question(NamedTuple):
+    """The question over vertex ids 1..V (index v is id v + 1). The path is a set: its order is a label."""
+
+    adj: jax.Array  # (B, V, V) bool: the graph
+    on_path: jax.Array  # (B, V) bool: the vertices of the unique shortest s-t path
+    s: jax.Array  # (B,) id
+    t: jax.Array  # (B,) id
+
+    @property
+    def present(self) -> jax.Array:
+        return self.adj.any(-1)
 
 
-def _per_example(ok: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    return np.broadcast_to(ok[:, None], valid.shape)
+def question(edges: jax.Array, edge_mask: jax.Array, s: jax.Array, t: jax.Array, path: jax.Array, vocab: int):
+    """The Question of a batch in the data contract (edges (B, E, 2) ids, path (B, P) ids, 0-padded)."""
+    batch = jnp.arange(edges.shape[0])[:, None]
+    adj = jnp.zeros((edges.shape[0], vocab + 1, vocab + 1), bool)
+    adj = (
+        adj.at[batch, edges[..., 0], edges[..., 1]]
+        .max(edge_mask)
+        .at[batch, edges[..., 1], edges[..., 0]]
+        .max(edge_mask)
+    )
+    on_path = jnp.zeros((edges.shape[0], vocab + 1), bool).at[batch, path].set(True)
+    return Question(adj=adj[:, 1:, 1:], on_path=on_path[:, 1:], s=s, t=t)
 
 
-@check("endpoints")
-def endpoints(pred_su, pred_tu, d_hat, valid):
-    """d(s,s) = 0 and the report at u = t agrees with the pretrained d(s,t) head."""
-    last = valid.sum(1) - 1
-    at_t = np.take_along_axis(pred_su, last[:, None], axis=1)[:, 0]
-    return _per_example((pred_su[:, 0] == 0) & (at_t == d_hat), valid)
+Condition = Callable[[Question, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+CONDITIONS: dict[str, Condition] = {}
+condition = registrar(CONDITIONS)
+
+# Strength of the conditions as an ablation axis (DESIGN.md): each rung adds its conditions to the last.
+LADDER = (("range",), ("endpoints", "additivity"), ("path_permutation",), ("bellman",))
 
 
-@check("range")
-def in_range(pred_su, pred_tu, d_hat, valid):
-    """0 <= d(s,u) <= d(s,t)."""
-    return (pred_su >= 0) & (pred_su <= d_hat[:, None])
+def _log(p: jax.Array) -> jax.Array:
+    return jnp.log(p + 1e-12)
 
 
-@check("additivity")
-def additivity(pred_su, pred_tu, d_hat, valid):
-    """d(s,u) + d(u,t) = d(s,t), with d(u,t) asked as d(t,u) of the swapped question."""
-    return pred_su + pred_tu == d_hat[:, None]
+def _at(x: jax.Array, ids: jax.Array) -> jax.Array:
+    """x (B, V, ...) at vertex `ids` (B,) -> (B, ...)."""
+    return x[jnp.arange(x.shape[0]), ids - 1]
 
 
-@check("path_permutation")
-def path_permutation(pred_su, pred_tu, d_hat, valid):
-    """Over the path's vertices the reports are distinct and exactly {0, ..., d(s,t)}."""
-    length = valid.sum(1)
-    big = np.iinfo(np.int32).max
-    ranked = np.sort(np.where(valid, pred_su, big), axis=1)
-    expected = np.where(valid, np.arange(valid.shape[1])[None, :], big)
-    return _per_example((ranked == expected).all(1) & (length == d_hat + 1), valid)
+def _per_example(log_sat: jax.Array, q: Question) -> tuple[jax.Array, jax.Array]:
+    return jnp.broadcast_to(log_sat[:, None], q.on_path.shape), q.on_path
 
 
-def consistent(pred_su, pred_tu, d_hat, valid, checks: list[str] | None = None) -> np.ndarray:
-    """Per query: passes every check in `checks` (default: all registered)."""
-    ok = np.ones(valid.shape, bool)
-    for name in checks or CHECKS:
-        ok &= CHECKS[name](pred_su, pred_tu, d_hat, valid)
-    return ok
+@condition("endpoints")
+def endpoints(q, from_s, from_t, d_hat):
+    """d(s,s) = 0, and the report at u = t agrees with the pretrained d(s,t) head."""
+    at_t = jnp.take_along_axis(_at(from_s, q.t), d_hat[:, None], axis=1)[:, 0]
+    return _per_example(_log(_at(from_s, q.s)[:, 0]) + _log(at_t), q)
+
+
+@condition("range")
+def in_range(q, from_s, from_t, d_hat):
+    """0 <= d(s,u) <= d(s,t) on the path."""
+    below = jnp.arange(from_s.shape[-1]) <= d_hat[:, None, None]
+    return _log(jnp.where(below, from_s, 0).sum(-1)), q.on_path
+
+
+@condition("additivity")
+def additivity(q, from_s, from_t, d_hat):
+    """d(s,u) + d(u,t) = d(s,t) on the path, with d(u,t) asked as d(t,u) of the swapped question."""
+    k = jnp.arange(from_s.shape[-1])
+    rest = d_hat[:, None, None] - k  # d(t,u) that completes d(s,u) = k
+    from_t_rest = jnp.take_along_axis(from_t, jnp.clip(rest, 0, from_s.shape[-1] - 1), axis=-1)
+    return _log((from_s * jnp.where(rest >= 0, from_t_rest, 0)).sum(-1)), q.on_path
+
+
+@condition("path_permutation")
+def path_permutation(q, from_s, from_t, d_hat):
+    """Over the path's vertices the answers are distinct and exactly {0, ..., d(s,t)}: each distance is
+    used once. log_sat = -(squared deviation of each distance's expected count from its target)."""
+    count = jnp.where(q.on_path[..., None], from_s, 0).sum(1)  # (B, K) expected uses of each distance
+    target = jnp.arange(from_s.shape[-1]) <= d_hat[:, None]
+    return _per_example(-((count - target) ** 2).sum(-1), q)
+
+
+@condition("edge_lipschitz")
+def edge_lipschitz(q, from_s, from_t, d_hat):
+    """|d(s,a) - d(s,b)| <= 1 for every edge (a, b), at every vertex of the graph."""
+    pad = jnp.pad(from_s, ((0, 0), (0, 0), (1, 1)))
+    near = pad[..., :-2] + pad[..., 1:-1] + pad[..., 2:]  # P(d(s,b) in {k-1, k, k+1})
+    close = jnp.einsum("buk,bvk->buv", from_s, near)
+    return jnp.where(q.adj, _log(close), 0).sum(-1), q.present
+
+
+@condition("bellman")
+def bellman(q, from_s, from_t, d_hat):
+    """d(s,s) = 0 and d(s,a) = 1 + min over neighbours b of d(s,b) for a != s: with both, the answer is
+    unique. P(min >= m) is the product of the neighbours' P(d(s,b) >= m)."""
+    survival = jnp.flip(jnp.cumsum(jnp.flip(from_s, -1), -1), -1)  # P(d >= m), m = 0..K-1
+    log_min_at_least = jnp.einsum("buv,bvk->buk", q.adj.astype(from_s.dtype), _log(survival))
+    min_at_least = jnp.exp(log_min_at_least)
+    min_is = min_at_least - jnp.pad(min_at_least[..., 1:], ((0, 0), (0, 0), (0, 1)))  # P(min = m)
+    one_more = (from_s[..., 1:] * min_is[..., :-1]).sum(-1)  # P(d(s,a) = 1 + min)
+    is_s = jnp.arange(1, from_s.shape[1] + 1) == q.s[:, None]
+    return _log(jnp.where(is_s, from_s[..., 0], one_more)), q.present
+
+
+def passes(name: str, q: Question, pred_s: jax.Array, pred_t: jax.Array, d_hat: jax.Array) -> jax.Array:
+    """Check on argmax answers pred_s, pred_t (B, V) ints: (B, V) bool, True where the condition holds."""
+    classes = max(int(pred_s.max()), int(pred_t.max()), int(d_hat.max())) + 1
+    log_sat, _ = CONDITIONS[name](q, jax.nn.one_hot(pred_s, classes), jax.nn.one_hot(pred_t, classes), d_hat)
+    return log_sat > jnp.log(0.5)
+
+
+def loss(name: str, q: Question, from_s: jax.Array, from_t: jax.Array, d_hat: jax.Array) -> jax.Array:
+    """Mean negative log-probability that the condition holds, over its scope: 0 on truthful one-hot answers."""
+    log_sat, scope = CONDITIONS[name](q, from_s, from_t, d_hat)
+    return -jnp.where(scope, log_sat, 0).sum() / jnp.maximum(scope.sum(), 1)

@@ -1,6 +1,7 @@
 """Training objectives and the variants of the experiment (which head, which parameters, which labels)."""
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +9,8 @@ import optax
 from flax import nnx
 
 from graphgen import GraphBatch
+from models import consistency
+from models.consistency import CONDITIONS, LADDER, question
 from models.model import PathModel
 
 
@@ -38,6 +41,13 @@ class Variant:
     train_encoder: bool  # False: only the head learns
     keep_d_st: bool  # keep the d(s,t) loss on while fine-tuning
     labels_up_to_N: bool  # False: labels on sizes n_min..n only (the experiment); True: n_min..N (baselines)
+    labels: bool = True  # False: no labels at all (consistency-only)
+    consistency: tuple[tuple[str, float], ...] = ()  # (condition, weight) on unlabelled graphs
+
+    def weights(self) -> jax.Array:
+        """Consistency weight of every registered condition (0 = off), in CONDITIONS order."""
+        weights = dict(self.consistency)
+        return jnp.array([weights.get(name, 0.0) for name in CONDITIONS], jnp.float32)
 
     def trainable(self) -> nnx.filterlib.Filter:
         head = nnx.PathContains("report_head" if self.head == "report" else "probe")
@@ -52,14 +62,51 @@ VARIANTS = {
     "trainable+dst": Variant("report", train_encoder=True, keep_d_st=True, labels_up_to_N=False),
     "oracle": Variant("report", train_encoder=False, keep_d_st=False, labels_up_to_N=True),
     "probe": Variant("probe", train_encoder=False, keep_d_st=False, labels_up_to_N=True),
+    "consistency-only": Variant("report", train_encoder=False, keep_d_st=False, labels_up_to_N=False, labels=False),
 }
 
 PRETRAINED = nnx.Any(nnx.PathContains("encoder"), nnx.PathContains("d_st_head"))
 
 
-def report_logits(model: PathModel, variant: Variant, batch: GraphBatch, encoded, u: jax.Array) -> jax.Array:
-    if variant.head == "probe":
-        return model.probe_logits(encoded, batch.edges, batch.edge_mask, u)
+def variant(spec: str) -> Variant:
+    """A variant from its name: BASE or BASE@COND[=WEIGHT]+COND..., e.g. `frozen@range+bellman=0.5`.
+    BASE is a key of VARIANTS; COND a registered consistency condition, or `all` for every one of them.
+    `consistency-only` alone means consistency-only@all. Raises ValueError naming what is wrong."""
+    base, at, terms = spec.partition("@")
+    if base not in VARIANTS:
+        raise ValueError(f"unknown variant '{base}' (known: {', '.join(VARIANTS)}; add @conditions for consistency)")
+    if base == "consistency-only" and not terms:
+        terms = "all"
+    consistency = []
+    for term in filter(None, terms.split("+")):
+        name, _, weight = term.partition("=")
+        names = list(CONDITIONS) if name == "all" else [name]
+        if names[0] not in CONDITIONS:
+            raise ValueError(
+                f"unknown consistency condition '{name}' in '{spec}' (known: {', '.join(CONDITIONS)}, all)"
+            )
+        try:
+            w = float(weight or 1.0)
+        except ValueError:
+            raise ValueError(f"weight '{weight}' of '{name}' in '{spec}' is not a number") from None
+        if not w > 0:
+            raise ValueError(f"weight of '{name}' in '{spec}' must be positive")
+        consistency += [(n, w) for n in names]
+    if at and not consistency:
+        raise ValueError(f"no consistency condition after '@' in '{spec}'")
+    return dataclasses.replace(VARIANTS[base], consistency=tuple(consistency))
+
+
+def ladder(base: str) -> list[str]:
+    """The consistency-strength ladder on a base variant: base, base@rung1, base@rung1+rung2, ..."""
+    rungs = ["+".join(name for rung in LADDER[: i + 1] for name in rung) for i in range(len(LADDER))]
+    return [base, *(f"{base}@{r}" for r in rungs)]
+
+
+def report_logits(model: PathModel, head: str, edges, edge_mask, encoded, u: jax.Array) -> jax.Array:
+    """d(s,u) logits (B, Q, classes) of the reporter `head` ("report" or "probe")."""
+    if head == "probe":
+        return model.probe_logits(encoded, edges, edge_mask, u)
     return model.report(encoded, u)
 
 
@@ -67,8 +114,60 @@ def report_loss(model: PathModel, batch: GraphBatch, variant: Variant, n_pad: in
     """Cross-entropy and accuracy of d(s,u) over every vertex of the path (plus d(s,t) if kept)."""
     encoded = model.encode(batch.edges, batch.edge_mask, batch.s, batch.t, n_pad)
     u, labels, valid = path_queries(batch)
-    loss, acc = _masked_ce(report_logits(model, variant, batch, encoded, u), labels, valid)
+    loss, acc = _masked_ce(report_logits(model, variant.head, batch.edges, batch.edge_mask, encoded, u), labels, valid)
     if variant.keep_d_st:
         d_st_logits = model.d_st_head(*encoded)[:, 0]
         loss = loss + optax.softmax_cross_entropy_with_integer_labels(d_st_logits, batch.d_st).mean()
+    return loss, acc
+
+
+class Unlabelled(NamedTuple):
+    """A graph question with every label stripped: what a consistency loss may see (DESIGN.md, label
+    leakage). The path is given as the set of its vertex ids, sorted, so that its order is gone too."""
+
+    edges: jax.Array
+    edge_mask: jax.Array
+    s: jax.Array
+    t: jax.Array
+    path_set: jax.Array  # (B, P) ids, sorted, 0-padded
+
+
+def unlabelled(batch: GraphBatch) -> Unlabelled:
+    return Unlabelled(batch.edges, batch.edge_mask, batch.s, batch.t, jnp.sort(batch.path, axis=1))
+
+
+def answers(model: PathModel, variant: Variant, x: Unlabelled, n_pad: int, vocab: int):
+    """The reporter's distributions of d(s,v) and d(t,v) for every vertex id v, the pretrained head's
+    d(s,t) (argmax, held fixed) and the Question, as the consistency conditions take them."""
+    ids = jnp.broadcast_to(jnp.arange(1, vocab + 1), (x.s.shape[0], vocab))
+    from_s_encoded = model.encode(x.edges, x.edge_mask, x.s, x.t, n_pad)
+    from_t_encoded = model.encode(x.edges, x.edge_mask, x.t, x.s, n_pad)
+
+    def distribution(encoded):
+        return jax.nn.softmax(report_logits(model, variant.head, x.edges, x.edge_mask, encoded, ids))
+
+    d_hat = jax.lax.stop_gradient(model.d_st_head(*from_s_encoded)[:, 0].argmax(-1))
+    from_s, from_t = distribution(from_s_encoded), distribution(from_t_encoded)
+    return question(x.edges, x.edge_mask, x.s, x.t, x.path_set, vocab), from_s, from_t, d_hat
+
+
+def consistency_loss(
+    model: PathModel, variant: Variant, x: Unlabelled, weights: jax.Array, n_pad: int, vocab: int
+) -> jax.Array:
+    """Consistency losses on unlabelled graphs, weighted by `weights` (one per registered condition). Every
+    condition is computed: the weights are traced, so sweep cells that differ only in weights share one
+    compiled program."""
+    q, from_s, from_t, d_hat = answers(model, variant, x, n_pad, vocab)
+    return sum(weights[i] * consistency.loss(name, q, from_s, from_t, d_hat) for i, name in enumerate(CONDITIONS))
+
+
+def finetune_loss(model: PathModel, batches: dict, weights: jax.Array, variant: Variant, n_pad: int, vocab: int):
+    """The fine-tuning objective on {"labelled": GraphBatch, "unlabelled": Unlabelled} (either may be absent):
+    report cross-entropy on labelled graphs plus the weighted consistency losses on unlabelled ones. The
+    accuracy is the labelled one (0 without labels)."""
+    loss, acc = jnp.float32(0), jnp.float32(0)
+    if "labelled" in batches:
+        loss, acc = report_loss(model, batches["labelled"], variant, n_pad)
+    if "unlabelled" in batches:
+        loss = loss + consistency_loss(model, variant, batches["unlabelled"], weights, n_pad, vocab)
     return loss, acc

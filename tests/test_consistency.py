@@ -1,0 +1,140 @@
+"""Consistency conditions: hand-made cases where each check must pass and must fail, the losses' zeros, and
+the proof that no label reaches a consistency loss."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from graphgen import sample_batch
+from models.consistency import CONDITIONS, Question, loss, passes, question
+from models.model import ModelConfig, PathModel
+from models.objectives import Unlabelled, consistency_loss, unlabelled, variant
+
+# Path s=1 - 2 - 3 - 4=t, vertex 5 hangs off 2; ids 1..6 (6 absent). d(s,t) = 3.
+VOCAB = 6
+EDGES = jnp.array([[[1, 2], [2, 3], [3, 4], [2, 5], [0, 0]]])
+Q = question(EDGES, EDGES[..., 0] > 0, jnp.array([1]), jnp.array([4]), jnp.array([[1, 2, 3, 4, 0]]), VOCAB)
+D_HAT = jnp.array([3])
+FROM_S = [0, 1, 2, 3, 2, 0]  # true d(s, v) for ids 1..6 (id 6 is not in the graph)
+FROM_T = [3, 2, 1, 0, 3, 0]
+
+
+def check(name, from_s, from_t):
+    return np.asarray(passes(name, Q, jnp.array([from_s]), jnp.array([from_t]), D_HAT))[0]
+
+
+def answers_with(values, **changes):
+    out = list(values)
+    for vertex, value in changes.items():
+        out[int(vertex[1:]) - 1] = value
+    return out
+
+
+# (condition, answers from s, answers from t, ids of the vertices where the check must fail)
+CASES = [
+    ("endpoints", answers_with(FROM_S, v1=1), FROM_T, [1, 2, 3, 4]),  # d(s,s) != 0
+    ("endpoints", answers_with(FROM_S, v4=2), FROM_T, [1, 2, 3, 4]),  # report at t != d(s,t) head
+    ("range", answers_with(FROM_S, v3=4), FROM_T, [3]),
+    ("additivity", FROM_S, answers_with(FROM_T, v2=1), [2]),
+    ("path_permutation", answers_with(FROM_S, v3=1), FROM_T, [1, 2, 3, 4]),
+    ("edge_lipschitz", answers_with(FROM_S, v5=4), FROM_T, [2, 5]),
+    ("bellman", answers_with(FROM_S, v5=3), FROM_T, [5]),
+    ("bellman", answers_with(FROM_S, v3=3), FROM_T, [3, 4]),
+]
+
+
+def test_every_condition_has_a_case():
+    assert {case[0] for case in CASES} == set(CONDITIONS)
+
+
+@pytest.mark.parametrize("name", CONDITIONS)
+def test_truthful_answers_pass(name):
+    _, scope = CONDITIONS[name](
+        Q, jax.nn.one_hot(jnp.array([FROM_S]), 8), jax.nn.one_hot(jnp.array([FROM_T]), 8), D_HAT
+    )
+    assert check(name, FROM_S, FROM_T)[np.asarray(scope[0])].all()
+
+
+@pytest.mark.parametrize(("name", "from_s", "from_t", "failing"), CASES)
+def test_each_check_fails_where_it_must(name, from_s, from_t, failing):
+    _, scope = CONDITIONS[name](
+        Q, jax.nn.one_hot(jnp.array([from_s]), 8), jax.nn.one_hot(jnp.array([from_t]), 8), D_HAT
+    )
+    in_scope = np.flatnonzero(np.asarray(scope[0])) + 1
+    failed = [int(v) for v in in_scope if not check(name, from_s, from_t)[v - 1]]
+    assert failed == failing
+
+
+def test_swapping_two_path_answers_is_coherent_to_weak_checks_only():
+    """d(s,2) and d(s,3) exchanged (and d(t,.) to match): wrong, yet endpoints, range, additivity and
+    path_permutation all pass; only checks that look off the path (or at neighbours) catch it."""
+    from_s, from_t = answers_with(FROM_S, v2=2, v3=1), answers_with(FROM_T, v2=1, v3=2)
+    for name in ("endpoints", "range", "additivity", "path_permutation"):
+        assert check(name, from_s, from_t)[:4].all(), name
+    assert not check("bellman", from_s, from_t)[:4].all()
+
+
+@pytest.mark.parametrize(("name", "from_s", "from_t", "failing"), CASES)
+def test_each_loss_is_zero_on_the_truth_and_positive_when_perturbed(name, from_s, from_t, failing):
+    def value(s_answers, t_answers):
+        one_hot = lambda a: jax.nn.one_hot(jnp.array([a]), 8)  # noqa: E731
+        return float(loss(name, Q, one_hot(s_answers), one_hot(t_answers), D_HAT))
+
+    assert value(FROM_S, FROM_T) == pytest.approx(0, abs=1e-6)
+    assert value(from_s, from_t) > 0.1
+    # Soft answers: a reporter 90% sure of the truth pays little, one 90% sure of the perturbation more.
+    soft = lambda a: 0.9 * jax.nn.one_hot(jnp.array([a]), 8) + 0.1 / 8  # noqa: E731
+    truth = float(loss(name, Q, soft(FROM_S), soft(FROM_T), D_HAT))
+    assert truth < float(loss(name, Q, soft(from_s), soft(from_t), D_HAT))
+
+
+def test_no_label_reaches_a_consistency_loss():
+    """The loss sees `Unlabelled` only: no distance, no path order. Corrupting every label of a batch
+    (d(s,t), path order and length, per-vertex distances) leaves the loss bit-for-bit unchanged."""
+    assert set(Unlabelled._fields) == {"edges", "edge_mask", "s", "t", "path_set"}
+    assert set(Question._fields) == {"adj", "on_path", "s", "t"}
+    batch = sample_batch(jax.random.key(0), 8, families=("tree_plus",), n_min=5, n_max=8, vocab=10)
+    reversed_path = jax.vmap(lambda p, n: jnp.where(jnp.arange(p.shape[0]) < n, jnp.roll(p[::-1], n), 0))(
+        batch.path, batch.path_len
+    )
+    corrupted = batch._replace(
+        d_st=batch.d_st + 3,
+        path=reversed_path,
+        path_len=batch.path_len * 0,
+        dist_s=batch.dist_t,
+        dist_t=batch.dist_s,
+    )
+    assert not np.array_equal(corrupted.path, batch.path)  # the corruption is real
+    model = PathModel(ModelConfig(width=16, heads=2), 10, nnx.Rngs(0))
+    reporter = variant("frozen@all")
+    clean = consistency_loss(model, reporter, unlabelled(batch), reporter.weights(), 8, 10)
+    assert float(consistency_loss(model, reporter, unlabelled(corrupted), reporter.weights(), 8, 10)) == float(clean)
+    # Control: the loss does depend on the question (another path set changes it), so equality can fail.
+    other = unlabelled(batch)._replace(path_set=jnp.roll(unlabelled(batch).path_set, 1, axis=0))
+    assert float(consistency_loss(model, reporter, other, reporter.weights(), 8, 10)) != float(clean)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("frozen@nope", "unknown consistency condition 'nope'"),
+        ("nope@range", "unknown variant 'nope'"),
+        ("frozen@range=x", "is not a number"),
+        ("frozen@range=-1", "must be positive"),
+        ("frozen@", "no consistency condition"),
+    ],
+)
+def test_variant_specs_are_validated(spec, message):
+    with pytest.raises(ValueError, match=message):
+        variant(spec)
+
+
+def test_variant_specs():
+    assert variant("frozen@range+bellman=0.5").consistency == (("range", 1.0), ("bellman", 0.5))
+    assert [name for name, _ in variant("consistency-only").consistency] == list(CONDITIONS)
+    assert not variant("consistency-only").labels
+    assert dataclasses.replace(variant("oracle@range"), consistency=()) == variant("oracle")
