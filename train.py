@@ -3,12 +3,16 @@
     python train.py --preset quick                     # CPU, ~9 min: results/quick/
     python train.py --preset paper --model.width 128   # any config field can be overridden
     python train.py --preset quick --resume            # continue a killed run to the same numbers
+    python train.py --preset paper --distributed       # one process per host of a multi-host GPU/TPU job
 
 Phases: (1) pretrain the encoder and d(s,t) head on sizes n_min..N; (2) for every variant and seed,
 fine-tune a d(s,u) reporter with labels on sizes n_min..n (the oracle and probe baselines: n_min..N);
 (3) eval.py on the run's fixed evaluation set. A run keeps its config, metrics log (JSON lines), evaluation
 set and orbax checkpoints in --run-dir (default runs/PRESET); results go to --results-dir (default
 results/PRESET): summary.json, metrics.csv and plots.
+
+Every train step is data-parallel over all devices (of every host, with --distributed): a mesh with one
+`data` axis splits each step's batch; parameters are replicated, or sharded with --pretrain.shard_params true.
 """
 
 import argparse
@@ -26,6 +30,8 @@ import jax.numpy as jnp
 import optax
 import orbax.checkpoint as ocp
 from flax import nnx
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from graphgen import sample_batch
@@ -59,7 +65,7 @@ class DataConfig:
     eval_beyond: int = _field(4, "also evaluate sizes N+1..N+eval_beyond")
     eval_per_size: int = _field(40, "evaluation examples per graph size and family")
     eval_seed: int = _field(1234, "seed of the fixed evaluation set")
-    pool: int = _field(8, "training examples drawn per one kept, to even out distances d(s,t); 1 = no evening")
+    pool: int = _field(8, "pretraining examples drawn per one kept, to even out distances d(s,t); 1 = off")
 
     def family_list(self) -> list[str]:
         from graphgen.sample import family_names
@@ -104,6 +110,7 @@ class OptimConfig:
     seed: int = _field(0, "seed of parameters and training data")
     log_every: int = _field(50, "steps between logged metrics (the only host syncs of the loop)")
     checkpoint_every: int = _field(250, "steps between checkpoints")
+    shard_params: bool = _field(False, "shard parameters and optimizer state over the devices (else replicated)")
 
     def validate(self, section: str) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
@@ -111,6 +118,10 @@ class OptimConfig:
                 raise UsageError(f"{section}.{name} must be positive")
         if self.lr <= 0 or self.warmup < 0:
             raise UsageError(f"{section}.lr must be positive and {section}.warmup >= 0")
+        if self.batch_size % jax.device_count():
+            raise UsageError(
+                f"{section}.batch_size {self.batch_size} is not divisible by the {jax.device_count()} devices"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +220,9 @@ def build_parser() -> Parser:
         "the run's pretraining, skips finished cells (a killed sweep resumes when run again) and writes "
         "results/PRESET-SWEEP",
     )
+    parser.add_argument(
+        "--distributed", action="store_true", help="multi-host: jax.distributed.initialize() (see README)"
+    )
     for section in dataclasses.fields(Config):
         group = parser.add_argument_group(f"{section.name} config (defaults shown are the quick preset's)")
         quick = getattr(PRESETS["quick"], section.name)
@@ -216,11 +230,17 @@ def build_parser() -> Parser:
             group.add_argument(
                 f"--{section.name}.{f.name}",
                 dest=f"{section.name}.{f.name}",
-                type=type(f.default),
+                type=_bool if isinstance(f.default, bool) else type(f.default),
                 metavar=type(f.default).__name__.upper(),
                 help=f"{f.metadata['help']} (quick: {getattr(quick, f.name)})",
             )
     return parser
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+    return text.lower() in ("true", "1")
 
 
 def config_from_args(args) -> Config:
@@ -243,6 +263,8 @@ def config_from_args(args) -> Config:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.distributed:
+        jax.distributed.initialize()  # before anything touches a device: the mesh then spans every host
     try:
         cfg = config_from_args(args)
         names = cfg.experiment.variant_list()
@@ -324,9 +346,9 @@ def optimizer(opt: OptimConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(opt.clip), optax.adamw(schedule, weight_decay=opt.weight_decay))
 
 
-def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None):
+def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None, pool: int = 1):
     """Batches of sizes n_min (default data.n_min)..n_max, always padded to N: the looped encoder iterates
-    n_pad times, so every phase runs it for the same number of iterations."""
+    n_pad times, so every phase runs it for the same number of iterations. pool > 1 evens out d(s,t)."""
     data = cfg.data
     families = tuple(data.family_list())
     return lambda key, batch_size: sample_batch(
@@ -337,7 +359,7 @@ def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None):
         n_max=n_max,
         vocab=data.vocab,
         n_pad=data.n_max,
-        pool=data.pool,
+        pool=pool,
     )
 
 
@@ -369,19 +391,81 @@ def load_phase(model: PathModel, run_dir: Path, phase: str, trainable) -> PathMo
     return model
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, loss_fn, sample, batch_size: int):
+def data_mesh(devices: list | None = None) -> Mesh:
+    """Every device (of every host, after jax.distributed.initialize()) on one `data` axis. Auto axis type:
+    the train step states a few shardings and GSPMD propagates the rest (jax 0.10 defaults to Explicit)."""
+    devices = devices or jax.devices()
+    return jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
+
+
+def state_shardings(tree, mesh: Mesh, shard_params: bool):
+    """Where each array of a parameter or optimizer-state tree lives: replicated on every device, or with
+    shard_params split along its largest dimension divisible by the device count (arrays with none stay
+    replicated). Depends on shapes only, so parameters and their Adam moments get the same layout; GSPMD
+    inserts the gathers a sharded parameter needs."""
+
+    def sharding(x) -> NamedSharding:
+        spec = [None] * x.ndim
+        divisible = [d for d in range(x.ndim) if x.shape[d] % mesh.size == 0]
+        if shard_params and divisible:
+            spec[max(divisible, key=lambda d: x.shape[d])] = "data"
+        return NamedSharding(mesh, P(*spec))
+
+    return jax.tree.map(sharding, tree)
+
+
+def place(tree, shard_params: bool, mesh: Mesh | None = None):
+    """Puts a parameter or optimizer-state tree where a train step of the same mesh expects it."""
+    mesh = mesh or data_mesh()
+    return jax.device_put(tree, state_shardings(tree, mesh, shard_params))
+
+
+def make_train_step(
+    graphdef,
+    tx: optax.GradientTransformation,
+    loss_fn,
+    sample,
+    batch_size: int,
+    *,
+    shard_params: bool = False,
+    seeds: int | None = None,
+    mesh: Mesh | None = None,
+):
     """A jitted step that draws its own batch on device from fold_in(data_key, step): the step number alone
     fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Built once per
     phase kind and shared by its seeds (same program, other parameters and data key). `loss_args` go to
-    loss_fn traced, not baked in: steps that differ only in them (consistency weights) share one program."""
+    loss_fn traced, not baked in: steps that differ only in them (consistency weights) share one program.
 
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, rest, data_key, step, *loss_args):
-        batch = sample(jax.random.fold_in(data_key, step), batch_size)
+    Data-parallel over `mesh` (default: every device) in the same code for one device or many: the batch
+    is split over the `data` axis, parameters and optimizer state replicated or (shard_params) sharded, see
+    `state_shardings`; pass them through `place` first. With `seeds=K`, one program trains K seeds at once:
+    params, opt_state and data_key carry a leading axis of K, `rest` (the frozen part) is shared."""
+    mesh = mesh or data_mesh()
+    if batch_size % mesh.size:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
+
+    def update(params, opt_state, rest, batch, loss_args):
         objective = lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch, *loss_args)  # noqa: E731
         (loss, acc), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, {"loss": loss, "acc": acc}
+
+    draw = lambda key, step: sample(jax.random.fold_in(key, step), batch_size)  # noqa: E731
+    batch_spec = P("data")
+    if seeds is not None:
+        update, draw = jax.vmap(update, in_axes=(0, 0, None, 0, None)), jax.vmap(draw, in_axes=(0, None))
+        batch_spec = P(None, "data")
+
+    def constrain(tree):
+        return jax.lax.with_sharding_constraint(tree, state_shardings(tree, mesh, shard_params))
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def train_step(params, opt_state, rest, data_key, step, *loss_args):
+        if seeds is not None and jax.tree.leaves(params)[0].shape[0] != seeds:
+            raise ValueError(f"train step built for {seeds} seeds, given parameters of another seed count")
+        batch = jax.lax.with_sharding_constraint(draw(data_key, step), NamedSharding(mesh, batch_spec))
+        params, opt_state, metrics = update(params, opt_state, rest, batch, loss_args)
+        return constrain(params), constrain(opt_state), metrics
 
     return train_step
 
@@ -393,13 +477,14 @@ def fit(
     opt.checkpoint_every steps and resuming from the phase's latest checkpoint. A finished phase is loaded,
     not retrained."""
     _, params, rest = nnx.split(model, trainable, ...)
+    params, rest = place(params, opt.shard_params), place(rest, opt.shard_params)
     opt_state = tx.init(params)
     manager = checkpoint_manager(run_dir, phase)
     start = manager.latest_step() or 0
     if start:
         restored = _restore(manager, start, params=nnx.to_pure_dict(params), opt_state=opt_state)
         nnx.replace_by_pure_dict(params, restored["params"])
-        opt_state = restored["opt_state"]
+        params, opt_state = place(params, opt.shard_params), place(restored["opt_state"], opt.shard_params)
     data_key = jax.random.key(opt.seed + 1)
 
     log_path = run_dir / "log.jsonl"
@@ -435,7 +520,10 @@ def pretrain(cfg: Config, run_dir: Path) -> PathModel:
     tx = optimizer(cfg.pretrain)
     loss_fn = partial(d_st_loss, n_pad=cfg.data.n_max)
     graphdef = nnx.split(model, PRETRAINED, ...)[0]
-    step = make_train_step(graphdef, tx, loss_fn, batch_sampler(cfg, cfg.data.n_max), cfg.pretrain.batch_size)
+    sample = batch_sampler(cfg, cfg.data.n_max, pool=cfg.data.pool)
+    step = make_train_step(
+        graphdef, tx, loss_fn, sample, cfg.pretrain.batch_size, shard_params=cfg.pretrain.shard_params
+    )
     return fit(model, PRETRAINED, step, tx, cfg.pretrain, run_dir, "pretrain")
 
 
@@ -481,7 +569,10 @@ def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> No
         model = variant_model(cfg, pretrained, seed)
         if step is None:  # one compiled step serves every seed
             graphdef = nnx.split(model, trainable, ...)[0]
-            step = make_train_step(graphdef, tx, loss_fn, finetune_sampler(cfg, reporter), cfg.finetune.batch_size)
+            sample = finetune_sampler(cfg, reporter)
+            step = make_train_step(
+                graphdef, tx, loss_fn, sample, cfg.finetune.batch_size, shard_params=cfg.finetune.shard_params
+            )
         opt = dataclasses.replace(cfg.finetune, seed=seed)
         fit(model, trainable, step, tx, opt, run_dir, f"{name}-seed{seed}", (reporter.weights(),))
 

@@ -33,6 +33,10 @@ class ModelConfig:
     loops: int = dataclasses.field(
         default=0, metadata={"help": "iterations of the 'graph' encoder; 0 = padded graph size"}
     )
+    dtype: str = dataclasses.field(
+        default="float32",
+        metadata={"help": "computation dtype, 'float32' or 'bfloat16' (parameters, logits and loss stay float32)"},
+    )
 
     def validate(self) -> None:
         if self.encoder not in ENCODERS:
@@ -44,17 +48,27 @@ class ModelConfig:
                 raise ValueError(f"model.{name} must be positive")
         if self.loops < 0:
             raise ValueError("model.loops must be >= 0")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model.dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
+
+    def layer_args(self) -> dict:
+        """Keyword arguments of every flax layer: compute in `dtype`, keep parameters in float32."""
+        return {"dtype": DTYPES[self.dtype], "param_dtype": jnp.float32}
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class Block(nnx.Module):
     """Pre-norm transformer block; `mask` (B, 1, T, T) says which tokens each token may attend to."""
 
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        self.norm1 = nnx.LayerNorm(cfg.width, rngs=rngs)
-        self.attn = nnx.MultiHeadAttention(cfg.heads, cfg.width, decode=False, rngs=rngs)
-        self.norm2 = nnx.LayerNorm(cfg.width, rngs=rngs)
-        self.up = nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs)
-        self.down = nnx.Linear(cfg.width * cfg.mlp_ratio, cfg.width, rngs=rngs)
+        kw = cfg.layer_args()
+        self.norm1 = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
+        self.attn = nnx.MultiHeadAttention(cfg.heads, cfg.width, decode=False, rngs=rngs, **kw)
+        self.norm2 = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
+        self.up = nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs, **kw)
+        self.down = nnx.Linear(cfg.width * cfg.mlp_ratio, cfg.width, rngs=rngs, **kw)
 
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
         h = self.norm1(x)
@@ -64,8 +78,8 @@ class Block(nnx.Module):
 
 class EdgeEncoder(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
-        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs)
-        self.kind = nnx.Embed(3, cfg.width, rngs=rngs)  # edge, s, t
+        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs, **cfg.layer_args())
+        self.kind = nnx.Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # edge, s, t
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.layers)])
 
     def __call__(self, edges, edge_mask, s, t, n_pad: int):
@@ -88,8 +102,8 @@ class EdgeEncoder(nnx.Module):
 class GraphEncoder(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
         self.vocab, self.loops = vocab, cfg.loops
-        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs)
-        self.marks = nnx.Embed(3, cfg.width, rngs=rngs)  # other, s, t
+        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs, **cfg.layer_args())
+        self.marks = nnx.Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # other, s, t
         self.block = Block(cfg, rngs)
 
     def __call__(self, edges, edge_mask, s, t, n_pad: int):
@@ -123,24 +137,26 @@ class QueryHead(nnx.Module):
     """Decoder queries cross-attending to the encoder tokens, then classifying a distance."""
 
     def __init__(self, cfg: ModelConfig, classes: int, rngs: nnx.Rngs):
+        kw = cfg.layer_args()
+        self.dtype = kw["dtype"]
         self.query = nnx.Param(jax.random.normal(rngs.params(), (1, 1, cfg.width)) * 0.02)
-        self.norm_q = nnx.LayerNorm(cfg.width, rngs=rngs)
-        self.norm_kv = nnx.LayerNorm(cfg.width, rngs=rngs)
-        self.cross = nnx.MultiHeadAttention(cfg.heads, cfg.width, decode=False, rngs=rngs)
-        self.norm_mlp = nnx.LayerNorm(cfg.width, rngs=rngs)
-        self.up = nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs)
-        self.down = nnx.Linear(cfg.width * cfg.mlp_ratio, cfg.width, rngs=rngs)
-        self.norm_out = nnx.LayerNorm(cfg.width, rngs=rngs)
-        self.out = nnx.Linear(cfg.width, classes, rngs=rngs)
+        self.norm_q = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
+        self.norm_kv = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
+        self.cross = nnx.MultiHeadAttention(cfg.heads, cfg.width, decode=False, rngs=rngs, **kw)
+        self.norm_mlp = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
+        self.up = nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs, **kw)
+        self.down = nnx.Linear(cfg.width * cfg.mlp_ratio, cfg.width, rngs=rngs, **kw)
+        self.norm_out = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
+        self.out = nnx.Linear(cfg.width, classes, rngs=rngs, **kw)
 
     def __call__(self, tokens: jax.Array, token_mask: jax.Array, query_input: jax.Array | None = None):
         """Logits (B, Q, classes) for Q queries: the learned query plus `query_input` (B, Q, width), if any."""
-        q = self.query[...]
+        q = self.query[...].astype(self.dtype)
         q = jnp.broadcast_to(q, (tokens.shape[0], 1, q.shape[-1])) if query_input is None else q + query_input
         kv = self.norm_kv(tokens)
         h = q + self.cross(self.norm_q(q), kv, kv, mask=token_mask[:, None, None, :])
         h = h + self.down(jax.nn.gelu(self.up(self.norm_mlp(h))))
-        return self.out(self.norm_out(h))
+        return self.out(self.norm_out(h)).astype(jnp.float32)  # softmax and loss in float32
 
 
 class PathModel(nnx.Module):
@@ -152,7 +168,7 @@ class PathModel(nnx.Module):
         self.encoder = ENCODERS[cfg.encoder](cfg, vocab, rngs)
         self.d_st_head = QueryHead(cfg, vocab, rngs)
         self.report_head = QueryHead(cfg, vocab, rngs)
-        self.probe = nnx.Linear(cfg.width, vocab, rngs=rngs)
+        self.probe = nnx.Linear(cfg.width, vocab, rngs=rngs, **cfg.layer_args())
 
     def encode(self, edges, edge_mask, s, t, n_pad: int):
         return self.encoder(edges, edge_mask, s, t, n_pad)
@@ -167,4 +183,4 @@ class PathModel(nnx.Module):
 
     def probe_logits(self, encoded, edges, edge_mask, u: jax.Array) -> jax.Array:
         """d(s,u) logits (B, Q, vocab) of a linear probe on the encoder's features of u."""
-        return self.probe(self.encoder.vertex_features(encoded[0], edges, edge_mask, u))
+        return self.probe(self.encoder.vertex_features(encoded[0], edges, edge_mask, u)).astype(jnp.float32)

@@ -1,0 +1,94 @@
+"""Benchmark: how generation time and train-step time grow with graph size n.
+
+Run (repository root):  python -m bench.scaling [--sizes 16,32,64,128,256] [--batch 8] [--dtype float32]
+
+The default sizes stop at 128 to keep the run short on a CPU (n = 256 takes ~23 s per step at batch 8).
+
+For each n, the quick preset's model and data settings with N = n_pad = vocab = n (graphs of sizes 4..n,
+padded to n, ids 1..n; the graph encoder iterates n times over n vertex tokens), at a fixed batch (--batch,
+default 8 examples), side by side in one run:
+- generation: seconds per batch of graphgen sample_batch (with data.pool = 8: 8 x batch examples drawn);
+- train step: seconds per pretraining step (encoder + d(s,t) head, forward, backward, AdamW) on a fixed
+  batch, so without generation.
+Prints a table with the growth exponents between consecutive sizes and writes bench/scaling.png (log-log).
+"""
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+
+import jax
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench.steps import machine, pretrain_step, rate, with_dtype  # noqa: E402
+from graphgen.cli import enable_compilation_cache  # noqa: E402
+from train import PRESETS, batch_sampler  # noqa: E402
+
+
+def config(n: int, batch: int, dtype: str):
+    cfg = with_dtype(PRESETS["quick"], dtype)
+    data = dataclasses.replace(cfg.data, n_max=n, n_report=n - 1, vocab=n, eval_beyond=0)
+    return dataclasses.replace(cfg, data=data, pretrain=dataclasses.replace(cfg.pretrain, batch_size=batch))
+
+
+def times(n: int, batch: int, dtype: str, seconds: float) -> tuple[float, float]:
+    """Seconds per generated batch and per train step (fixed batch) at graph size n."""
+    cfg = config(n, batch, dtype)
+    draw = jax.jit(batch_sampler(cfg, n, pool=cfg.data.pool), static_argnums=1)
+    generate = 1 / rate(lambda i: draw(jax.random.fold_in(jax.random.key(0), i), batch), seconds)
+    fixed = draw(jax.random.key(1), batch)
+    step = pretrain_step(cfg, sample=lambda key, batch_size: fixed)
+    return generate, 1 / rate(step.run, seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="16,32,64,128", help="comma-separated graph sizes n (256: +4 min on CPU)")
+    parser.add_argument("--batch", type=int, default=8, help="examples per batch, the same at every n")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--seconds", type=float, default=1.0, help="minimum time per measurement")
+    parser.add_argument("--plot", type=Path, default=Path(__file__).with_name("scaling.png"))
+    args = parser.parse_args()
+    enable_compilation_cache()
+
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print(f"machine: {machine()}")
+    print(f"batch {args.batch}, dtype {args.dtype}; exponent k: time grows as n^k from the previous size")
+    print(f"{'n':>5} {'generate s/batch':>17} {'k':>5} {'train step s':>13} {'k':>5} {'step/generate':>14}")
+    results = []
+    for i, n in enumerate(sizes):
+        gen, step = times(n, args.batch, args.dtype, args.seconds)
+        k_gen = k_step = ""
+        if i:
+            growth = math.log(n / sizes[i - 1])
+            k_gen = f"{math.log(gen / results[-1][0]) / growth:.2f}"
+            k_step = f"{math.log(step / results[-1][1]) / growth:.2f}"
+        results.append((gen, step))
+        print(f"{n:>5} {gen:>17.4f} {k_gen:>5} {step:>13.4f} {k_step:>5} {step / gen:>14.1f}", flush=True)
+
+    plot(sizes, results, args.batch, f"{jax.devices()[0].device_kind}, {args.dtype}", args.plot)
+    print(f"plot: {args.plot}")
+
+
+def plot(sizes: list[int], results: list[tuple[float, float]], batch: int, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.loglog(sizes, [r[0] for r in results], "o-", label=f"generate a batch (pool 8 x {batch})")
+    ax.loglog(sizes, [r[1] for r in results], "s-", label="train step on a fixed batch")
+    ax.set_xlabel("graph size n (= padding = vocab)")
+    ax.set_ylabel(f"seconds per batch of {batch}")
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
