@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from graphgen.cli import Parser, enable_compilation_cache, fail
+from graphgen.cli import Parser, UsageError, enable_compilation_cache, fail
 from graphgen.files import write_atomic, write_json
+from graphgen.provenance import provenance, refuse_to_replace
 
 CAPABILITY_THRESHOLD = 0.95
 METRICS = ("acc", "mae", "consistent", "incoherent", "coherent_wrong")
@@ -53,10 +54,12 @@ def load_config(run_dir: Path):
 
 
 def load_or_make_eval_set(data, run_dir: Path) -> tuple[dict, str]:
-    """The run's evaluation set: generated from data.eval_seed once, then always read back from disk."""
+    """The run's evaluation set: generated from data.eval_seed once, then always read back from disk. Its hash
+    is recorded when first seen; a file that later hashes differently is refused, so that results made on
+    different evaluation sets are never mixed."""
     from graphgen.dataset import DatasetError, content_hash, generate, load, save
 
-    path = run_dir / "eval_set.npz"
+    path, pinned = run_dir / "eval_set.npz", run_dir / "eval_set.sha256"
     if not path.exists():
         lo, hi = data.eval_sizes()
         count = data.eval_per_size * (hi - lo + 1) * len(data.family_list())
@@ -65,7 +68,14 @@ def load_or_make_eval_set(data, run_dir: Path) -> tuple[dict, str]:
         arrays = load(path)
     except DatasetError as e:
         raise EvalError(str(e)) from None
-    return arrays, content_hash(arrays)
+    digest = content_hash(arrays)
+    if not pinned.exists():
+        write_atomic(pinned, lambda f: f.write(f"{digest}\n".encode()))
+    elif (recorded := pinned.read_text().strip()) != digest:
+        raise EvalError(
+            f"{path} has hash {digest[:12]}…, but this run's evaluation set was {recorded[:12]}… ({pinned})"
+        )
+    return arrays, digest
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -224,7 +234,9 @@ def add_pgr(variants: dict, n_report: int) -> None:
 # The whole evaluation.
 
 
-def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
+def evaluate_run(run_dir: Path, results_dir: Path, overwrite: bool = False) -> dict:
+    """Evaluates every variant and seed of a run into results_dir. Refuses (EvalError) to replace the results
+    of a different experiment there unless `overwrite`."""
     from flax import nnx
 
     from models.consistency import CHECKS
@@ -233,6 +245,11 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
 
     cfg = load_config(run_dir)
     arrays, eval_hash = load_or_make_eval_set(cfg.data, run_dir)
+    if not overwrite:
+        try:
+            refuse_to_replace(results_dir / "summary.json", dataclasses.asdict(cfg), eval_hash)
+        except UsageError as e:
+            raise EvalError(str(e)) from None
     sizes, n_max = arrays["num_nodes"], cfg.data.n_max
     try:
         pretrained = load_phase(new_model(cfg, cfg.pretrain.seed), run_dir, "pretrain", PRETRAINED)
@@ -282,6 +299,7 @@ def evaluate_run(run_dir: Path, results_dir: Path) -> dict:
         "capability": capability,
         "variants": variants,
         "checks": sorted(CHECKS),
+        "provenance": provenance(),
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json(results_dir / "summary.json", summary)
@@ -380,10 +398,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="eval.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="run directory written by train.py")
     parser.add_argument("--results", type=Path, help="where to write results (default: results/RUN_NAME)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace results there of a different config or evaluation set"
+    )
     args = parser.parse_args(argv)
     enable_compilation_cache()
     try:
-        summary = evaluate_run(args.run, args.results or Path("results") / args.run.name)
+        summary = evaluate_run(args.run, args.results or Path("results") / args.run.name, args.overwrite)
     except EvalError as e:
         fail(parser.prog, str(e))
     print(json.dumps(summary["capability"]["d_st_acc_by_size"]), file=sys.stderr)
