@@ -10,6 +10,9 @@ import tempfile
 import time
 from functools import partial
 
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from conftest import TINY, run_script
 
@@ -191,6 +194,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     steps = sorted(int(p.name) for p in (run / "checkpoints" / "pretrain").iterdir())
     failed_at = int(result.stderr.split("at step ")[1].split()[0])
     assert steps and steps[-1] < failed_at
+    kept = ocp.StandardCheckpointer().restore(run / "checkpoints" / "pretrain" / str(steps[-1]) / "params")
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(kept))
     assert not list(run.glob(ORBAX_TMP)) and not (results / "summary.json").exists()
     # The kept checkpoint is whole: resuming from it reaches the same failure, not a restore error.
     again = train(*argv, "--resume")
