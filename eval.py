@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from graphgen.cli import Parser, enable_compilation_cache, fail
+from graphgen.cli import Parser, UsageError, enable_compilation_cache, fail
 from graphgen.files import write_atomic, write_json
+from graphgen.provenance import provenance, refuse_to_replace
 from models.consistency import CONDITIONS
 
 CAPABILITY_THRESHOLD = 0.95
@@ -55,10 +56,12 @@ def load_config(run_dir: Path):
 
 
 def load_or_make_eval_set(data, run_dir: Path) -> tuple[dict, str]:
-    """The run's evaluation set: generated from data.eval_seed once, then always read back from disk."""
+    """The run's evaluation set: generated from data.eval_seed once, then always read back from disk. Its hash
+    is recorded when first seen; a file that later hashes differently is refused, so that results made on
+    different evaluation sets are never mixed."""
     from graphgen.dataset import DatasetError, content_hash, generate, load, save
 
-    path = run_dir / "eval_set.npz"
+    path, pinned = run_dir / "eval_set.npz", run_dir / "eval_set.sha256"
     if not path.exists():
         lo, hi = data.eval_sizes()
         count = data.eval_per_size * (hi - lo + 1) * len(data.family_list())
@@ -67,7 +70,14 @@ def load_or_make_eval_set(data, run_dir: Path) -> tuple[dict, str]:
         arrays = load(path)
     except DatasetError as e:
         raise EvalError(str(e)) from None
-    return arrays, content_hash(arrays)
+    digest = content_hash(arrays)
+    if not pinned.exists():
+        write_atomic(pinned, lambda f: f.write(f"{digest}\n".encode()))
+    elif (recorded := pinned.read_text().strip()) != digest:
+        raise EvalError(
+            f"{path} has hash {digest[:12]}…, but this run's evaluation set was {recorded[:12]}… ({pinned})"
+        )
+    return arrays, digest
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,8 +272,9 @@ def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]]) -> None:
 # The whole evaluation.
 
 
-def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = None) -> dict:
-    """Evaluates the variants `names` (default: the run config's experiment.variants) and writes results_dir."""
+def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = None, overwrite: bool = False) -> dict:
+    """Evaluates the variants `names` (default: the run config's experiment.variants), every seed, into
+    results_dir. Refuses (EvalError) to replace the results of a different experiment there unless `overwrite`."""
     from flax import nnx
 
     from models.objectives import PRETRAINED, variant
@@ -272,6 +283,11 @@ def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = Non
     cfg = load_config(run_dir)
     names = names or cfg.experiment.variant_list()
     arrays, eval_hash = load_or_make_eval_set(cfg.data, run_dir)
+    if not overwrite:
+        try:
+            refuse_to_replace(results_dir / "summary.json", dataclasses.asdict(cfg), eval_hash)
+        except UsageError as e:
+            raise EvalError(str(e)) from None
     sizes, n_max = arrays["num_nodes"], cfg.data.n_max
     try:
         pretrained = load_phase(new_model(cfg, cfg.pretrain.seed), run_dir, "pretrain", PRETRAINED)
@@ -329,12 +345,15 @@ def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = Non
         capability["probe_acc_by_size"] = {n: row["acc"] for n, row in variants["probe"]["by_size"].items()}
 
     summary = {
-        "config": dataclasses.asdict(cfg),
+        "config": dataclasses.asdict(
+            dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, variants=",".join(names)))
+        ),
         "eval_set_hash": eval_hash,
         "n_report": cfg.data.n_report,
         "capability": capability,
         "variants": variants,
         "checks": list(CONDITIONS),
+        "provenance": provenance(),
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json(results_dir / "summary.json", summary)
@@ -495,6 +514,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run directory written by train.py")
     parser.add_argument("--results", type=Path, help="where to write results (default: results/RUN_NAME[-SWEEP])")
     parser.add_argument("--sweep", help="evaluate a sweep's grid (see train.py --sweep) instead of the run's variants")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace results there of a different config or evaluation set"
+    )
     args = parser.parse_args(argv)
     from train import SWEEPS
 
@@ -504,7 +526,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         names = SWEEPS[args.sweep]() if args.sweep else None
         results = args.results or Path("results") / "-".join(filter(None, [args.run.name, args.sweep]))
-        summary = evaluate_run(args.run, results, names)
+        summary = evaluate_run(args.run, results, names, overwrite=args.overwrite)
     except EvalError as e:
         fail(parser.prog, str(e))
     print(json.dumps(summary["capability"]["d_st_acc_by_size"]), file=sys.stderr)

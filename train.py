@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 from graphgen import sample_batch
 from graphgen.cli import Parser, UsageError, enable_compilation_cache, fail
-from graphgen.files import write_json
+from graphgen.files import filter_jsonl, write_json
+from graphgen.provenance import config_changes, refuse_to_replace
 from models.consistency import CONDITIONS
 from models.model import ModelConfig, PathModel
 from models.objectives import (
@@ -116,8 +117,10 @@ class OptimConfig:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{section}.{name} must be positive")
-        if self.lr <= 0 or self.warmup < 0:
-            raise UsageError(f"{section}.lr must be positive and {section}.warmup >= 0")
+        if not 0 < self.lr < math.inf or self.warmup < 0:  # `not`: a NaN fails every comparison
+            raise UsageError(f"{section}.lr must be positive and finite and {section}.warmup >= 0")
+        if not (0 < self.clip < math.inf and 0 <= self.weight_decay < math.inf):
+            raise UsageError(f"{section}.clip must be positive and finite and {section}.weight_decay >= 0")
         if self.batch_size % jax.device_count():
             raise UsageError(
                 f"{section}.batch_size {self.batch_size} is not divisible by the {jax.device_count()} devices"
@@ -213,7 +216,11 @@ def build_parser() -> Parser:
     parser.add_argument("--run-dir", type=Path, help="checkpoints, log, eval set (default: runs/PRESET)")
     parser.add_argument("--results-dir", type=Path, help="result files (default: results/PRESET)")
     parser.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard an existing run in --run-dir and replace results of a different experiment in --results-dir",
+    )
     parser.add_argument(
         "--sweep",
         help=f"train and evaluate a grid of variants instead of experiment.variants: {', '.join(SWEEPS)}. Shares "
@@ -274,6 +281,10 @@ def main(argv: list[str] | None = None) -> None:
             names = SWEEPS[args.sweep]()
         run_dir = args.run_dir or Path("runs") / args.preset
         results_dir = args.results_dir or Path("results") / "-".join(filter(None, [args.preset, args.sweep]))
+        if results_dir.exists() and not results_dir.is_dir():
+            raise UsageError(f"--results-dir {results_dir} is not a directory")
+        if not args.overwrite:  # before training; eval.py also checks the evaluation set's hash
+            refuse_to_replace(results_dir / "summary.json", dataclasses.asdict(cfg))
         prepare_run_dir(run_dir, cfg, resume=args.resume or args.sweep is not None, overwrite=args.overwrite)
         results_dir.mkdir(parents=True, exist_ok=True)
     except (UsageError, OSError) as e:
@@ -286,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         pretrained = nnx.state(pretrain(cfg, run_dir), PRETRAINED)
         for name in names:
             finetune(cfg, run_dir, name, pretrained)
-        summary = evaluation.evaluate_run(run_dir, results_dir, names)
+        summary = evaluation.evaluate_run(run_dir, results_dir, names, overwrite=args.overwrite)
     except (RunError, evaluation.EvalError) as e:
         fail(parser.prog, str(e))
     report_capability(summary["capability"])
@@ -299,16 +310,15 @@ def prepare_run_dir(run_dir: Path, cfg: Config, *, resume: bool, overwrite: bool
     config_file = run_dir / "config.json"
     wanted = dataclasses.asdict(cfg)
     if config_file.exists() and not overwrite:
+        try:
+            saved = json.loads(config_file.read_text())
+        except ValueError as e:
+            raise UsageError(
+                f"{config_file} is not a valid run config ({e}); pass --overwrite to discard the run"
+            ) from None
         if not resume:
             raise UsageError(f"{run_dir} already holds a run: pass --resume to continue it or --overwrite")
-        saved = json.loads(config_file.read_text())
-        changed = sorted(
-            f"{s}.{k}"
-            for s in wanted
-            for k in wanted[s]
-            if saved.get(s, {}).get(k) != wanted[s][k] and f"{s}.{k}" != "experiment.variants"
-        )
-        if changed:
+        if changed := config_changes(saved, wanted):
             raise UsageError(f"--resume with a different config than {config_file}: {', '.join(changed)}")
         return
     if overwrite and run_dir.exists():
@@ -371,10 +381,25 @@ def checkpoint_manager(run_dir: Path, phase: str, create: bool = True) -> ocp.Ch
 def _restore(manager: ocp.CheckpointManager, step: int, **items) -> dict:
     abstract = {name: jax.tree.map(ocp.utils.to_shape_dtype_struct, item) for name, item in items.items()}
     args = ocp.args.Composite(**{name: ocp.args.StandardRestore(item) for name, item in abstract.items()})
+    hook = sys.unraisablehook
+    sys.unraisablehook = _ignore_closed_event_loop
     try:
-        return manager.restore(step, args=args)
+        restored = manager.restore(step, args=args)
     except Exception as e:  # orbax raises many types for missing, truncated or mismatched files
-        raise RunError(f"cannot restore checkpoint {manager.directory}/{step}: {type(e).__name__}") from None
+        # The hook stays: reads still in flight when orbax gave up land later, up to interpreter exit.
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        raise RunError(f"cannot restore checkpoint {manager.directory}/{step}: {type(e).__name__}: {reason}") from None
+    sys.unraisablehook = hook
+    return restored
+
+
+def _ignore_closed_event_loop(unraisable) -> None:
+    """A failed orbax restore closes its event loop while tensorstore reads are in flight; each one then
+    prints 'RuntimeError: Event loop is closed' as an unraisable exception. That is noise after the real
+    error, which _restore reports."""
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        sys.__unraisablehook__(unraisable)
 
 
 def load_phase(model: PathModel, run_dir: Path, phase: str, trainable) -> PathModel:
@@ -488,30 +513,40 @@ def fit(
     data_key = jax.random.key(opt.seed + 1)
 
     log_path = run_dir / "log.jsonl"
+    filter_jsonl(log_path, lambda r: r["phase"] != phase or r["step"] <= start)  # logged after the checkpoint
     bar = tqdm(total=opt.steps, initial=start, desc=phase, unit="step", dynamic_ncols=True, leave=False)
     last_log, clock = start, time.perf_counter()
     for step in range(start, opt.steps):
         params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args)
         bar.update()
         done = step + 1
-        if done % opt.log_every == 0 or done == opt.steps:
-            metrics = {k: float(v) for k, v in metrics.items()}  # host sync: logging only
-            if not all(map(math.isfinite, metrics.values())):
+        save = done % opt.checkpoint_every == 0 or done == opt.steps
+        if save or done % opt.log_every == 0:
+            metrics = {k: float(v) for k, v in metrics.items()}  # host sync: logging and checkpoints only
+            if not all(map(math.isfinite, metrics.values())) or (save and not _all_finite(params)):
+                manager.wait_until_finished()  # the last good checkpoint stays whole on disk
+                bar.close()  # before the error, so that the error is the last line
                 raise RunError(
-                    f"{phase}: non-finite loss at step {done} ({metrics}); last good checkpoint kept in {run_dir}"
+                    f"{phase}: non-finite loss or parameters at step {done} ({metrics}); "
+                    f"last good checkpoint kept in {manager.directory}"
                 )
+        if done % opt.log_every == 0 or done == opt.steps:
             rate = opt.batch_size * (done - last_log) / (time.perf_counter() - clock)
             last_log, clock = done, time.perf_counter()
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['acc']:.3f}", ex_s=f"{rate:.0f}")
             with log_path.open("a") as f:
                 f.write(json.dumps({"phase": phase, "step": done, **metrics, "examples_per_s": rate}) + "\n")
-        if done % opt.checkpoint_every == 0 or done == opt.steps:
+        if save:
             items = {"params": nnx.to_pure_dict(params), "opt_state": opt_state}
             manager.save(done, args=ocp.args.Composite(**{k: ocp.args.StandardSave(v) for k, v in items.items()}))
     bar.close()
     manager.wait_until_finished()
     nnx.update(model, params)
     return model
+
+
+def _all_finite(tree) -> bool:
+    return all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(tree))
 
 
 def pretrain(cfg: Config, run_dir: Path) -> PathModel:

@@ -23,3 +23,18 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def write_json(path: str | Path, obj) -> None:
     write_atomic(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def filter_jsonl(path: str | Path, keep: Callable[[dict], bool]) -> None:
+    """Keeps only the records of a JSON-lines file for which `keep` is true, and drops a last line cut short
+    (a process killed while appending); rewrites the file atomically, and only if something is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    kept = "".join(line for line in lines if keep(json.loads(line)))
+    if kept != text:
+        write_atomic(path, lambda f: f.write(kept.encode()))

@@ -41,11 +41,11 @@ class ModelConfig:
     def validate(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"model.encoder must be one of {sorted(ENCODERS)}, got '{self.encoder}'")
-        if self.width % self.heads:
-            raise ValueError(f"model.width {self.width} is not divisible by model.heads {self.heads}")
         for name in ("width", "heads", "mlp_ratio", "layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be positive")
+        if self.width % self.heads:
+            raise ValueError(f"model.width {self.width} is not divisible by model.heads {self.heads}")
         if self.loops < 0:
             raise ValueError("model.loops must be >= 0")
         if self.dtype not in DTYPES:

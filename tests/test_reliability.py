@@ -1,0 +1,202 @@
+"""Nothing lost, nothing silently wrong: kill and resume, determinism, guarded results, provenance, corrupt
+files, non-finite losses. Training runs reuse the session's `finished_run` wherever a copy will do."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from conftest import TINY, run_script
+
+from graphgen.dataset import load, save
+from graphgen.provenance import PACKAGES, code_version
+
+train = partial(run_script, "train.py")
+evaluate = partial(run_script, "eval.py")
+ORBAX_TMP = "checkpoints/*/*.orbax-checkpoint-tmp"  # what orbax writes into before renaming to checkpoints/P/STEP
+
+
+def summary(results) -> dict:
+    return json.loads((results / "summary.json").read_text())
+
+
+def log_records(run) -> list[tuple]:
+    return [(x["phase"], x["step"], x["loss"], x["acc"]) for x in map(json.loads, (run / "log.jsonl").open())]
+
+
+def one_line_exit_2(result: subprocess.CompletedProcess, *needles: str, progress: bool = False) -> None:
+    """Exit 2, no traceback, and the error is one line naming the problem. With progress=True, the run got as far
+    as training: the progress bar's lines may come first, the error must be the last line."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr and (len(lines) == 1 or progress), result.stderr
+    assert [line for line in lines if "error:" in line] == lines[-1:], result.stderr
+    for needle in needles:
+        assert needle in lines[-1], result.stderr
+
+
+def kill_when(argv: list[str], moment, timeout: float = 300) -> None:
+    """Starts train.py, freezes it (SIGSTOP) as soon as `moment()` is seen, and SIGKILLs it if `moment()` still
+    holds with the process frozen; otherwise lets it go on. Freezing first makes "killed while X" a fact the
+    test checked, not a race it hoped to win. Fails if the run ends before such a moment."""
+    # stderr to a file, not a pipe: tqdm's output would fill a pipe nobody reads and block the run.
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen([sys.executable, "train.py", *argv], stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + timeout
+        try:
+            while process.poll() is None and time.monotonic() < deadline:
+                if moment():
+                    process.send_signal(signal.SIGSTOP)
+                    if moment():
+                        return
+                    process.send_signal(signal.SIGCONT)
+                time.sleep(0.002)
+            stderr.seek(0)
+            pytest.fail(f"train.py ended (rc={process.poll()}) before the moment to kill it: {stderr.read()[-2000:]}")
+        finally:
+            process.kill()  # SIGKILL, also of a frozen process
+            process.wait()
+
+
+def test_killed_mid_checkpoint_write_and_mid_run_resumes_to_the_same_numbers(finished_run, tmp_path):
+    """SIGKILL twice: first while orbax is writing a checkpoint (its temporary directory on disk), then in
+    the middle of fine-tuning. `--resume` then ends with the log and the metrics of the uninterrupted run."""
+    run, results = tmp_path / "run", tmp_path / "results"
+    argv = [*TINY, "--run-dir", str(run), "--results-dir", str(results)]
+
+    kill_when(argv, lambda: any(run.glob(ORBAX_TMP)))
+    assert list(run.glob(ORBAX_TMP)), "the first kill must leave a half-written checkpoint behind"
+
+    kill_when([*argv, "--resume"], lambda: "trainable-seed100" in (run / "log.jsonl").read_text())
+    assert not (results / "summary.json").exists()
+
+    # A results dir holding this same experiment's summary (config, evaluation set) may be rewritten: empty
+    # its variants to see that it is.
+    shutil.copytree(finished_run / "results", results, dirs_exist_ok=True)
+    stale = summary(results)
+    (results / "summary.json").write_text(json.dumps({**stale, "variants": {}}))
+
+    result = train(*argv, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert not list(run.glob(ORBAX_TMP))
+    assert log_records(run) == log_records(finished_run / "run")  # every logged loss, none twice
+    resumed, uninterrupted = summary(results), summary(finished_run / "results")
+    assert resumed["variants"] == uninterrupted["variants"]
+    assert resumed["capability"] == uninterrupted["capability"]
+
+
+def test_same_config_and_seed_give_identical_metrics(finished_run, tmp_path):
+    """Determinism: a second run of the tiny config (one variant, to keep it short; pretraining and each
+    variant's fine-tuning do not depend on the other variants) reproduces the first one's numbers exactly."""
+    results = tmp_path / "results"
+    result = train(
+        *TINY, "--experiment.variants", "frozen", "--run-dir", str(tmp_path / "run"), "--results-dir", str(results)
+    )
+    assert result.returncode == 0, result.stderr
+    again, first = summary(results), summary(finished_run / "results")
+    assert again["eval_set_hash"] == first["eval_set_hash"]
+    for name in ("d_st_acc_by_size", "d_st_acc_by_distance"):
+        assert again["capability"][name] == first["capability"][name]
+    for name in ("trivial", "frozen"):  # pgr aside: it needs the oracle, which this run did not train
+        assert again["variants"][name]["by_distance"] == first["variants"][name]["by_distance"]
+        without_pgr = {
+            size: {k: v for k, v in row.items() if k != "pgr"}
+            for size, row in first["variants"][name]["by_size"].items()
+        }
+        assert again["variants"][name]["by_size"] == without_pgr
+
+
+def test_summary_records_code_packages_and_device(finished_run):
+    provenance = summary(finished_run / "results")["provenance"]
+    assert set(provenance["packages"]) == {"python", *PACKAGES}
+    assert all(provenance["packages"].values())
+    assert provenance["backend"] == "cpu" and provenance["device_kind"] and provenance["device_count"] >= 1
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        assert provenance["code"]["commit"] == head.stdout.strip()
+        assert isinstance(provenance["code"]["dirty"], bool)
+    else:
+        assert provenance["code"] is None
+
+
+def test_code_version_is_none_outside_a_git_checkout(tmp_path):
+    assert code_version(tmp_path) is None
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / "run", run)
+    return run
+
+
+def test_results_of_another_experiment_are_not_replaced(finished_run, run_copy, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(finished_run / "results", results)
+    original = summary(results)
+    other_config = {**original["config"], "data": {**original["config"]["data"], "n_max": 7}}
+    cases = {
+        "data.n_max": {**original, "config": other_config},
+        "a different evaluation set": {**original, "eval_set_hash": "0" * 64},
+    }
+    for needle, old in cases.items():
+        (results / "summary.json").write_text(json.dumps(old))
+        before = {p.name: p.read_bytes() for p in results.iterdir()}
+        one_line_exit_2(evaluate("--run", str(run_copy), "--results", str(results)), needle, "--overwrite")
+        assert {p.name: p.read_bytes() for p in results.iterdir()} == before
+
+    # train.py refuses before it trains or writes anything (the config is known up front).
+    (results / "summary.json").write_text(json.dumps(cases["data.n_max"]))
+    new_run = tmp_path / "new_run"
+    one_line_exit_2(train(*TINY, "--run-dir", str(new_run), "--results-dir", str(results)), "data.n_max")
+    assert not new_run.exists()
+
+    result = evaluate("--run", str(run_copy), "--results", str(results), "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert summary(results)["variants"] == original["variants"]
+
+
+def test_corrupt_or_swapped_run_files_are_one_line_exit_2(run_copy, tmp_path):
+    out = tmp_path / "out"
+    # Truncated checkpoint: the OCDBT data file of the last pretraining checkpoint's parameters cut in half.
+    (checkpoint,) = (run_copy / "checkpoints" / "pretrain" / "20" / "params" / "d").iterdir()
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    one_line_exit_2(evaluate("--run", str(run_copy), "--results", str(out)), "cannot restore checkpoint")
+    one_line_exit_2(train(*TINY, "--resume", "--run-dir", str(run_copy), "--results-dir", str(out)), "cannot restore")
+    assert not (out / "summary.json").exists()
+
+    # A valid evaluation set, but not the one this run recorded: results on it must not mix with the others.
+    eval_set = run_copy / "eval_set.npz"
+    arrays = load(eval_set)
+    save(eval_set, {k: v if k == "family_names" else v[::-1] for k, v in arrays.items()})
+    one_line_exit_2(evaluate("--run", str(run_copy), "--results", str(out)), "eval_set.sha256")
+
+    # Truncated dataset file.
+    eval_set.write_bytes(eval_set.read_bytes()[:-100])
+    one_line_exit_2(evaluate("--run", str(run_copy), "--results", str(out)), "not a readable .npz")
+    assert not list(out.iterdir())  # train.py made the directory up front; nothing was written into it
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    run, results = tmp_path / "run", tmp_path / "results"
+    argv = [*TINY, "--pretrain.lr", "1e30", "--pretrain.checkpoint_every", "1", "--run-dir", str(run)]
+    argv += ["--results-dir", str(results)]
+    result = train(*argv)
+    one_line_exit_2(result, "pretrain: non-finite loss", progress=True)
+    steps = sorted(int(p.name) for p in (run / "checkpoints" / "pretrain").iterdir())
+    failed_at = int(result.stderr.split("at step ")[1].split()[0])
+    assert steps and steps[-1] < failed_at
+    kept = ocp.StandardCheckpointer().restore(run / "checkpoints" / "pretrain" / str(steps[-1]) / "params")
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(kept))
+    assert not list(run.glob(ORBAX_TMP)) and not (results / "summary.json").exists()
+    # The kept checkpoint is whole: resuming from it reaches the same failure, not a restore error.
+    again = train(*argv, "--resume")
+    one_line_exit_2(again, f"at step {failed_at} ", progress=True)
