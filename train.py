@@ -136,6 +136,9 @@ class ExperimentConfig:
         f"condition: {', '.join(CONDITIONS)})",
     )
     seeds: int = _field(3, "fine-tuning seeds per variant (pretraining is shared)")
+    vmap_seeds: bool = _field(
+        False, "train a variant's seeds as one vmapped program: faster on an accelerator, slower on a CPU"
+    )
 
     def variant_list(self) -> list[str]:
         return self.variants.split(",")
@@ -181,7 +184,7 @@ PRESETS = {
         model=ModelConfig(width=128, heads=8),
         pretrain=OptimConfig(steps=3000, batch_size=512, lr=5e-4, warmup=300, checkpoint_every=1000),
         finetune=OptimConfig(steps=2000, batch_size=256, lr=2e-3, warmup=100, weight_decay=0.0, seed=100),
-        experiment=ExperimentConfig(seeds=5),
+        experiment=ExperimentConfig(seeds=5, vmap_seeds=True),
     ),
     # For tests: seconds.
     "tiny": Config(
@@ -496,25 +499,43 @@ def make_train_step(
 
 
 def fit(
-    model: PathModel, trainable, train_step, tx, opt: OptimConfig, run_dir: Path, phase: str, loss_args=()
-) -> PathModel:
-    """Trains the `trainable` part of `model` for opt.steps steps of `train_step`, checkpointing every
-    opt.checkpoint_every steps and resuming from the phase's latest checkpoint. A finished phase is loaded,
-    not retrained."""
-    _, params, rest = nnx.split(model, trainable, ...)
+    models: list[PathModel],
+    trainable,
+    train_step,
+    tx,
+    opt: OptimConfig,
+    run_dir: Path,
+    phases: list[str],
+    seeds: list[int],
+    loss_args=(),
+) -> list[PathModel]:
+    """Trains the `trainable` part of `models` for opt.steps steps of `train_step`, checkpointing every
+    opt.checkpoint_every steps and resuming from the latest checkpoint. Model i is the phase `phases[i]`,
+    its data drawn from key(seeds[i] + 1). Several models train together: `train_step` is then vmapped over
+    them (make_train_step(..., seeds=K)), and each still gets its own checkpoints and log lines, so a
+    vmapped run and a one-at-a-time run leave the same files. A finished phase is loaded, not retrained."""
+    stacked = len(models) > 1
+    splits = [nnx.split(model, trainable, ...) for model in models]
+    params, rest = _join([p for _, p, _ in splits], stacked), splits[0][2]  # rest: frozen, the same for all
     params, rest = place(params, opt.shard_params), place(rest, opt.shard_params)
-    opt_state = tx.init(params)
-    manager = checkpoint_manager(run_dir, phase)
-    start = manager.latest_step() or 0
+    opt_state = (jax.vmap(tx.init) if stacked else tx.init)(params)
+    managers = [checkpoint_manager(run_dir, phase) for phase in phases]
+    start = min(manager.latest_step() or 0 for manager in managers)
     if start:
-        restored = _restore(manager, start, params=nnx.to_pure_dict(params), opt_state=opt_state)
-        nnx.replace_by_pure_dict(params, restored["params"])
-        params, opt_state = place(params, opt.shard_params), place(restored["opt_state"], opt.shard_params)
-    data_key = jax.random.key(opt.seed + 1)
+        parts = []
+        for i, manager in enumerate(managers):
+            own, own_opt = _part(params, i, stacked), _part(opt_state, i, stacked)
+            restored = _restore(manager, start, params=nnx.to_pure_dict(own), opt_state=own_opt)
+            nnx.replace_by_pure_dict(own, restored["params"])
+            parts.append((own, restored["opt_state"]))
+        params, opt_state = (_join(list(trees), stacked) for trees in zip(*parts, strict=True))
+        params, opt_state = place(params, opt.shard_params), place(opt_state, opt.shard_params)
+    data_key = jax.vmap(jax.random.key)(jnp.array(seeds) + 1) if stacked else jax.random.key(seeds[0] + 1)
 
     log_path = run_dir / "log.jsonl"
-    filter_jsonl(log_path, lambda r: r["phase"] != phase or r["step"] <= start)  # logged after the checkpoint
-    bar = tqdm(total=opt.steps, initial=start, desc=phase, unit="step", dynamic_ncols=True, leave=False)
+    filter_jsonl(log_path, lambda r: r["phase"] not in phases or r["step"] <= start)  # logged after the checkpoint
+    desc = phases[0] if not stacked else f"{phases[0]} (+{len(phases) - 1} seeds vmapped)"
+    bar = tqdm(total=opt.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=False)
     last_log, clock = start, time.perf_counter()
     for step in range(start, opt.steps):
         params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args)
@@ -522,27 +543,44 @@ def fit(
         done = step + 1
         save = done % opt.checkpoint_every == 0 or done == opt.steps
         if save or done % opt.log_every == 0:
-            metrics = {k: float(v) for k, v in metrics.items()}  # host sync: logging and checkpoints only
-            if not all(map(math.isfinite, metrics.values())) or (save and not _all_finite(params)):
-                manager.wait_until_finished()  # the last good checkpoint stays whole on disk
+            metrics = [{k: float(v) for k, v in _part(metrics, i, stacked).items()} for i in range(len(models))]
+            if not all(math.isfinite(v) for m in metrics for v in m.values()) or (save and not _all_finite(params)):
+                for manager in managers:
+                    manager.wait_until_finished()  # the last good checkpoint stays whole on disk
                 bar.close()  # before the error, so that the error is the last line
                 raise RunError(
-                    f"{phase}: non-finite loss or parameters at step {done} ({metrics}); "
-                    f"last good checkpoint kept in {manager.directory}"
+                    f"{', '.join(phases)}: non-finite loss or parameters at step {done} ({metrics}); "
+                    f"last good checkpoint kept in {managers[0].directory.parent}"
                 )
         if done % opt.log_every == 0 or done == opt.steps:
-            rate = opt.batch_size * (done - last_log) / (time.perf_counter() - clock)
+            rate = opt.batch_size * len(models) * (done - last_log) / (time.perf_counter() - clock)
             last_log, clock = done, time.perf_counter()
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['acc']:.3f}", ex_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{metrics[0]['loss']:.3f}", acc=f"{metrics[0]['acc']:.3f}", ex_s=f"{rate:.0f}")
             with log_path.open("a") as f:
-                f.write(json.dumps({"phase": phase, "step": done, **metrics, "examples_per_s": rate}) + "\n")
+                for phase, m in zip(phases, metrics, strict=True):
+                    f.write(json.dumps({"phase": phase, "step": done, **m, "examples_per_s": rate}) + "\n")
         if save:
-            items = {"params": nnx.to_pure_dict(params), "opt_state": opt_state}
-            manager.save(done, args=ocp.args.Composite(**{k: ocp.args.StandardSave(v) for k, v in items.items()}))
+            for i, manager in enumerate(managers):
+                items = {
+                    "params": nnx.to_pure_dict(_part(params, i, stacked)),
+                    "opt_state": _part(opt_state, i, stacked),
+                }
+                manager.save(done, args=ocp.args.Composite(**{k: ocp.args.StandardSave(v) for k, v in items.items()}))
     bar.close()
-    manager.wait_until_finished()
-    nnx.update(model, params)
-    return model
+    for i, (manager, model) in enumerate(zip(managers, models, strict=True)):
+        manager.wait_until_finished()
+        nnx.update(model, _part(params, i, stacked))
+    return models
+
+
+def _join(trees: list, stacked: bool):
+    """K trees as one with a leading axis of K (vmapped training), or the single tree as it is."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees) if stacked else trees[0]
+
+
+def _part(tree, i: int, stacked: bool):
+    """Tree i of a stacked tree (see `_join`)."""
+    return jax.tree.map(lambda x: x[i], tree) if stacked else tree
 
 
 def _all_finite(tree) -> bool:
@@ -559,7 +597,7 @@ def pretrain(cfg: Config, run_dir: Path) -> PathModel:
     step = make_train_step(
         graphdef, tx, loss_fn, sample, cfg.pretrain.batch_size, shard_params=cfg.pretrain.shard_params
     )
-    return fit(model, PRETRAINED, step, tx, cfg.pretrain, run_dir, "pretrain")
+    return fit([model], PRETRAINED, step, tx, cfg.pretrain, run_dir, ["pretrain"], [cfg.pretrain.seed])[0]
 
 
 def finetune_seeds(cfg: Config) -> list[int]:
@@ -594,22 +632,30 @@ def finetune_sampler(cfg: Config, reporter: Variant):
 
 
 def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
-    """Phase 3, every seed: a d(s,u) reporter trained as the variant `name` says."""
+    """Phase 3, every seed: a d(s,u) reporter trained as the variant `name` says. Seeds train one after
+    another, or all at once as one vmapped program with experiment.vmap_seeds (faster on an accelerator)."""
     reporter = variant(name)
     trainable = reporter.trainable()
     tx = optimizer(cfg.finetune)
     loss_fn = partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab)
+    seeds = finetune_seeds(cfg)
+    groups = [seeds] if cfg.experiment.vmap_seeds and len(seeds) > 1 else [[seed] for seed in seeds]
     step = None
-    for seed in finetune_seeds(cfg):
-        model = variant_model(cfg, pretrained, seed)
-        if step is None:  # one compiled step serves every seed
-            graphdef = nnx.split(model, trainable, ...)[0]
-            sample = finetune_sampler(cfg, reporter)
+    for group in groups:
+        models = [variant_model(cfg, pretrained, seed) for seed in group]
+        if step is None:  # one compiled step serves every group of seeds
+            graphdef = nnx.split(models[0], trainable, ...)[0]
             step = make_train_step(
-                graphdef, tx, loss_fn, sample, cfg.finetune.batch_size, shard_params=cfg.finetune.shard_params
+                graphdef,
+                tx,
+                loss_fn,
+                finetune_sampler(cfg, reporter),
+                cfg.finetune.batch_size,
+                shard_params=cfg.finetune.shard_params,
+                seeds=len(group) if len(group) > 1 else None,
             )
-        opt = dataclasses.replace(cfg.finetune, seed=seed)
-        fit(model, trainable, step, tx, opt, run_dir, f"{name}-seed{seed}", (reporter.weights(),))
+        phases = [f"{name}-seed{seed}" for seed in group]
+        fit(models, trainable, step, tx, cfg.finetune, run_dir, phases, group, (reporter.weights(),))
 
 
 if __name__ == "__main__":
