@@ -24,13 +24,21 @@ def test_vmapped_seeds_train_what_one_at_a_time_does(finished_run, tmp_path):
     finetune(cfg, run, "frozen", pretrained)
 
     trainable = variant("frozen").trainable()
-    for seed in finetune_seeds(cfg):
-        phase = f"frozen-seed{seed}"
-        vmapped = load_phase(variant_model(cfg, pretrained, seed), run, phase, trainable)
-        alone = load_phase(variant_model(cfg, pretrained, seed), finished_run / "run", phase, trainable)
-        leaves = [jax.tree.leaves(nnx.state(model, trainable)) for model in (vmapped, alone)]
-        for a, b in zip(*leaves, strict=True):
-            np.testing.assert_allclose(a, b, atol=2e-5)
+
+    def params(run_dir, seed):
+        model = load_phase(variant_model(cfg, pretrained, seed), run_dir, f"frozen-seed{seed}", trainable)
+        return jax.tree.leaves(nnx.state(model, trainable))
+
+    def largest_difference(a, b):
+        return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
+
+    first, second = finetune_seeds(cfg)
+    for seed in (first, second):
+        # Not bit for bit: a vmapped matmul sums in another order, and Adam turns the rounding noise of
+        # near-zero gradients into steps of up to lr (1e-3) each.
+        assert largest_difference(params(run, seed), params(finished_run / "run", seed)) < 5e-3
+    # Control: what "different" looks like - two seeds differ by far more.
+    assert largest_difference(params(run, first), params(finished_run / "run", second)) > 0.05
     # Each seed logs its own lines, as one-at-a-time training does.
     logged = lambda path: [(r["phase"], r["step"]) for r in map(json.loads, path.read_text().splitlines())]  # noqa: E731
     assert sorted(logged(run / "log.jsonl")) == sorted(logged(finished_run / "run" / "log.jsonl"))
