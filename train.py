@@ -1,15 +1,17 @@
 """The whole experiment: pretrain d(s,t), fine-tune d(s,u) report variants, evaluate against baselines.
 
-    python train.py --preset quick                     # CPU, ~9 min: results/quick/
-    python train.py --preset paper --model.width 128   # any config field can be overridden
-    python train.py --preset quick --resume            # continue a killed run to the same numbers
-    python train.py --preset paper --distributed       # one process per host of a multi-host GPU/TPU job
+    python train.py --preset quick                         # CPU, ~10 min: results/quick/
+    python train.py --preset quick --sweep consistency     # the consistency-loss grid: results/quick-consistency/
+    python train.py --preset paper --model.width 256       # any config field can be overridden
+    python train.py --preset quick --experiment.variants frozen,frozen@range+bellman=0.5,oracle
+    python train.py --preset quick --resume                # continue a killed run to the same numbers
+    python train.py --preset paper --distributed           # one process per host of a multi-host GPU/TPU job
 
 Phases: (1) pretrain the encoder and d(s,t) head on sizes n_min..N; (2) for every variant and seed,
-fine-tune a d(s,u) reporter with labels on sizes n_min..n (the oracle and probe baselines: n_min..N);
-(3) eval.py on the run's fixed evaluation set. A run keeps its config, metrics log (JSON lines), evaluation
-set and orbax checkpoints in --run-dir (default runs/PRESET); results go to --results-dir (default
-results/PRESET): summary.json, metrics.csv and plots.
+fine-tune a d(s,u) reporter with labels on sizes n_min..n (the oracle and probe baselines: n_min..N), plus
+any consistency losses on unlabelled sizes n+1..N; (3) eval.py on the run's fixed evaluation set. A run
+keeps its config, metrics log (JSON lines), evaluation set and orbax checkpoints in --run-dir (default
+runs/PRESET); results go to --results-dir (default results/PRESET): summary.json, metrics.csv and plots.
 
 Every train step is data-parallel over all devices (of every host, with --distributed): a mesh with one
 `data` axis splits each step's batch; parameters are replicated, or sharded with --pretrain.shard_params true.
