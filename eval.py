@@ -418,7 +418,8 @@ def _lines(ax, summary: dict, metric: str, names: list[str]) -> None:
         line = ax.plot(x, y, marker="o", ms=3, label=name, color=color)[0]
         if f"{metric}_ci95" in table[sizes[0]]:
             low, high = zip(*(table[n][f"{metric}_ci95"] for n in sizes), strict=True)
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
+            alpha = 0.2 if len(names) <= 7 else 0.05  # a sweep's many bands would hide each other
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=alpha, lw=0)
 
 
 def plot_all(summary: dict, out: Path) -> None:
