@@ -126,3 +126,17 @@ def test_training_batch_mixes_families_and_sizes():
     assert batch["num_nodes"].min() >= 4 and batch["num_nodes"].max() <= 12
     for ex in rows(batch):
         check_example(ex, 16)
+
+
+def test_pool_evens_out_distances_and_keeps_exact_distinct_examples():
+    """pool=8 draws 8x the batch and keeps a distance-flattened sample: long distances become common, and
+    what is kept are distinct, exactly labelled draws."""
+    kwargs = {"families": ("tree_plus", "erdos_renyi"), "n_min": 4, "n_max": 12, "vocab": 16}
+    plain = sample_batch(jax.random.key(0), 128, **kwargs)
+    pooled = sample_batch(jax.random.key(0), 128, pool=8, **kwargs)
+    long = lambda batch: float((np.asarray(batch.d_st) >= 7).mean())  # noqa: E731
+    assert long(pooled) > 2 * long(plain) > 0
+    arrays = {k: np.asarray(v) for k, v in pooled._asdict().items()}
+    assert len({row.tobytes() for row in arrays["edges"]}) == 128
+    for ex in rows(arrays):
+        check_example(ex, vocab=16)
