@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from graphgen.registry import registrar
+from models.model import adjacency
 
 
 class Question(NamedTuple):
@@ -38,15 +39,8 @@ class Question(NamedTuple):
 def question(edges: jax.Array, edge_mask: jax.Array, s: jax.Array, t: jax.Array, path: jax.Array, vocab: int):
     """The Question of a batch in the data contract (edges (B, E, 2) ids, path (B, P) ids, 0-padded)."""
     batch = jnp.arange(edges.shape[0])[:, None]
-    adj = jnp.zeros((edges.shape[0], vocab + 1, vocab + 1), bool)
-    adj = (
-        adj.at[batch, edges[..., 0], edges[..., 1]]
-        .max(edge_mask)
-        .at[batch, edges[..., 1], edges[..., 0]]
-        .max(edge_mask)
-    )
     on_path = jnp.zeros((edges.shape[0], vocab + 1), bool).at[batch, path].set(True)
-    return Question(adj=adj[:, 1:, 1:], on_path=on_path[:, 1:], s=s, t=t)
+    return Question(adj=adjacency(edges, edge_mask, vocab), on_path=on_path[:, 1:], s=s, t=t)
 
 
 Condition = Callable[[Question, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]

@@ -99,6 +99,15 @@ class EdgeEncoder(nnx.Module):
         return incident @ edge_tokens / jnp.maximum(incident.sum(-1, keepdims=True), 1.0)
 
 
+def adjacency(edges: jax.Array, edge_mask: jax.Array, vocab: int) -> jax.Array:
+    """(B, V, V) bool adjacency over vertex ids 1..V (index v is id v + 1) of an edge list; masked slots and
+    the padding id 0 add nothing."""
+    batch = jnp.arange(edges.shape[0])[:, None]
+    a, b = edges[..., 0], edges[..., 1]
+    adj = jnp.zeros((edges.shape[0], vocab + 1, vocab + 1), bool)
+    return adj.at[batch, a, b].max(edge_mask).at[batch, b, a].max(edge_mask)[:, 1:, 1:]
+
+
 class GraphEncoder(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
         self.vocab, self.loops = vocab, cfg.loops
@@ -107,10 +116,7 @@ class GraphEncoder(nnx.Module):
         self.block = Block(cfg, rngs)
 
     def __call__(self, edges, edge_mask, s, t, n_pad: int):
-        batch = jnp.arange(edges.shape[0])[:, None]
-        a, b = edges[..., 0], edges[..., 1]
-        adj = jnp.zeros((edges.shape[0], self.vocab + 1, self.vocab + 1), bool)
-        adj = adj.at[batch, a, b].max(edge_mask).at[batch, b, a].max(edge_mask)[:, 1:, 1:]
+        adj = adjacency(edges, edge_mask, self.vocab)
         present = adj.any(axis=-1)
         ids = jnp.arange(1, self.vocab + 1)
         marks = (ids == s[:, None]).astype(jnp.int32) + 2 * (ids == t[:, None])
