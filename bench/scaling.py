@@ -26,8 +26,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.steps import machine, pretrain_step, rate, with_dtype  # noqa: E402
-from graphgen.cli import enable_compilation_cache  # noqa: E402
-from train import PRESETS, batch_sampler  # noqa: E402
+from common.cli import enable_compilation_cache  # noqa: E402
+from configs import PRESETS
+from experiment.phases import batch_sampler  # noqa: E402
 
 
 def config(n: int, batch: int, dtype: str):

@@ -12,8 +12,8 @@ frozen encoder shared), and their ratio. A vmapped sweep pays off where one seed
 import argparse
 
 from bench.steps import finetune_step, machine, pretrain_step, rate, with_dtype
-from graphgen.cli import enable_compilation_cache
-from train import PRESETS
+from common.cli import enable_compilation_cache
+from configs import PRESETS
 
 
 def main() -> None:

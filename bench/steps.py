@@ -17,9 +17,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from configs import Config
+from experiment.fit import make_train_step
+from experiment.mesh import place
+from experiment.phases import batch_sampler, optimizer
+from experiment.rundir import new_model
 from graphgen import edge_capacity
 from models.objectives import PRETRAINED, VARIANTS, d_st_loss, report_loss
-from train import Config, batch_sampler, make_train_step, new_model, optimizer, place
 
 
 @dataclasses.dataclass

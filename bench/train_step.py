@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from bench.steps import finetune_step, machine, pretrain_step, rate, with_dtype
-from graphgen.cli import enable_compilation_cache
-from train import PRESETS, batch_sampler
+from common.cli import enable_compilation_cache
+from configs import PRESETS
+from experiment.phases import batch_sampler
 
 
 def matmul_flops_per_s(size: int, dtype: str, seconds: float) -> float:

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from graphgen.cli import Parser, enable_compilation_cache, fail, positive_int, size_range
+from common.cli import Parser, enable_compilation_cache, fail, positive_int, size_range
 from graphgen.sample import family_names
 
 
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("families", help="list the graph families, one per line")
     export = commands.add_parser(
         "export",
-        help="write a dataset in the data contract of DESIGN.md",
+        help="write a dataset in the data contract of docs/design.md",
         description="Writes COUNT examples to an .npz file; the same arguments give a byte-identical file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

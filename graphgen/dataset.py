@@ -12,10 +12,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from graphgen.files import write_atomic
+from common.files import write_atomic
 from graphgen.sample import family_names, sample_examples
 
-# The data contract of DESIGN.md: name -> (dtype, number of dimensions).
+# The data contract of docs/design.md: name -> (dtype, number of dimensions).
 CONTRACT = {
     "edges": (np.int32, 3),
     "edge_mask": (np.bool_, 2),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from graphgen.registry import registrar
+from common.registry import registrar
 
 Family = Callable[[jax.Array, jax.Array, int], jax.Array]
 FAMILIES: dict[str, Family] = {}

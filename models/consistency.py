@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from graphgen.registry import registrar
+from common.registry import registrar
 from models.model import adjacency
 
 
@@ -47,7 +47,7 @@ Condition = Callable[[Question, jax.Array, jax.Array, jax.Array], tuple[jax.Arra
 CONDITIONS: dict[str, Condition] = {}
 condition = registrar(CONDITIONS)
 
-# Strength of the conditions as an ablation axis (DESIGN.md): each rung adds its conditions to the last.
+# Strength of the conditions as an ablation axis (docs/design.md): each rung adds its conditions to the last.
 LADDER = (("range",), ("endpoints", "additivity"), ("path_permutation",), ("bellman",))
 
 

@@ -122,7 +122,7 @@ def report_loss(model: PathModel, batch: GraphBatch, variant: Variant, n_pad: in
 
 
 class Unlabelled(NamedTuple):
-    """A graph question with every label stripped: what a consistency loss may see (DESIGN.md, label
+    """A graph question with every label stripped: what a consistency loss may see (docs/design.md, label
     leakage). The path is given as the set of its vertex ids, sorted, so that its order is gone too."""
 
     edges: jax.Array

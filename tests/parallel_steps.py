@@ -15,10 +15,13 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from configs import PRESETS
+from experiment.fit import make_train_step
+from experiment.mesh import data_mesh, place
+from experiment.rundir import new_model
 from graphgen import GraphBatch
 from models.model import ModelConfig
 from models.objectives import PRETRAINED, d_st_loss
-from train import PRESETS, data_mesh, make_train_step, new_model, place
 
 STEPS = 3
 CFG = dataclasses.replace(PRESETS["tiny"], model=ModelConfig(encoder="edges", width=16, heads=2, layers=1))

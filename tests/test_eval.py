@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import run_script
 
-from eval import add_pgr, mean_ci, query_outcomes, trivial_report
+from experiment.metrics import add_pgr, mean_ci, query_outcomes
+from experiment.predict import trivial_report
 from models.consistency import CONDITIONS
 
 evaluate = partial(run_script, "eval.py")

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from configs import PRESETS
+from experiment.fit import make_train_step
+from experiment.phases import batch_sampler, optimizer
 from graphgen import sample_batch
 from models.model import ModelConfig, PathModel
 from models.objectives import PRETRAINED, d_st_loss
-from train import PRESETS, batch_sampler, make_train_step, optimizer
 
 VOCAB, N_PAD = 12, 8
 

@@ -16,8 +16,8 @@ import orbax.checkpoint as ocp
 import pytest
 from conftest import TINY, run_script
 
+from common.provenance import PACKAGES, code_version
 from graphgen.dataset import load, save
-from graphgen.provenance import PACKAGES, code_version
 
 train = partial(run_script, "train.py")
 evaluate = partial(run_script, "eval.py")

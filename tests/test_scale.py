@@ -13,9 +13,11 @@ from conftest import TINY
 from flax import nnx
 from parallel_steps import CFG, TX, loss_fn, path_graphs
 
+from experiment.fit import make_train_step
+from experiment.mesh import place
+from experiment.rundir import new_model
 from models.model import ModelConfig, PathModel
 from models.objectives import PRETRAINED
-from train import make_train_step, new_model, place
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # This checkout's modules first (the installed package may point at another one).

@@ -10,7 +10,7 @@ import time
 
 from conftest import TINY, run_script
 
-from train import consistency_sweep
+from configs.sweeps import consistency_sweep
 
 
 def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):

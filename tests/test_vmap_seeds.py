@@ -8,8 +8,10 @@ import jax
 import numpy as np
 from flax import nnx
 
+from configs import PRESETS
+from experiment.phases import finetune
+from experiment.rundir import finetune_seeds, load_phase, new_model, variant_model
 from models.objectives import PRETRAINED, variant
-from train import PRESETS, finetune, finetune_seeds, load_phase, new_model, variant_model
 
 
 def test_vmapped_seeds_train_what_one_at_a_time_does(finished_run, tmp_path):

@@ -1,0 +1,161 @@
+"""The experiment's configuration: frozen dataclasses, one section per concern, each field with its help text
+(train.py turns every field into an option --SECTION.FIELD). Presets are small declarations in this package."""
+
+import dataclasses
+import math
+
+import jax
+
+from common.cli import UsageError
+from models.consistency import CONDITIONS
+from models.model import ModelConfig
+from models.objectives import VARIANTS, variant
+
+
+def _field(default, help: str):
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    families: str = _field("all", "comma-separated graph families, or 'all'")
+    n_min: int = _field(4, "smallest graph size")
+    n_max: int = _field(16, "N: largest pretraining size")
+    n_report: int = _field(8, "n: largest size with report-head labels (n < N)")
+    vocab: int = _field(24, "vertex ids are 1..vocab; must cover every evaluated size")
+    eval_beyond: int = _field(4, "also evaluate sizes N+1..N+eval_beyond")
+    eval_per_size: int = _field(40, "evaluation examples per graph size and family")
+    eval_seed: int = _field(1234, "seed of the fixed evaluation set")
+    pool: int = _field(8, "pretraining examples drawn per one kept, to even out distances d(s,t); 1 = off")
+
+    def family_list(self) -> list[str]:
+        from graphgen.sample import family_names
+
+        return family_names() if self.families == "all" else self.families.split(",")
+
+    def validate(self) -> None:
+        from graphgen.sample import family_names
+
+        unknown = [f for f in self.family_list() if f not in family_names()]
+        if unknown:
+            raise UsageError(f"unknown family '{unknown[0]}' in data.families (known: {', '.join(family_names())})")
+        if self.n_min < 2:
+            raise UsageError(f"data.n_min must be at least 2, got {self.n_min}")
+        if not self.n_min <= self.n_report < self.n_max:
+            raise UsageError(
+                f"need n_min <= n < N, got data.n_min={self.n_min}, data.n_report={self.n_report}, "
+                f"data.n_max={self.n_max}"
+            )
+        if self.vocab < self.n_max + self.eval_beyond:
+            raise UsageError(
+                f"data.vocab={self.vocab} is smaller than the largest evaluated size "
+                f"{self.n_max + self.eval_beyond} (N + eval_beyond)"
+            )
+        if self.pool < 1:
+            raise UsageError(f"data.pool must be positive, got {self.pool}")
+        if self.eval_beyond < 0 or self.eval_per_size < 1:
+            raise UsageError("data.eval_beyond must be >= 0 and data.eval_per_size >= 1")
+
+    def eval_sizes(self) -> tuple[int, int]:
+        return self.n_min, self.n_max + self.eval_beyond
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    steps: int = _field(1200, "training steps")
+    batch_size: int = _field(128, "examples per step (generated on device each step)")
+    lr: float = _field(1e-3, "peak learning rate (AdamW, warmup then cosine decay)")
+    warmup: int = _field(100, "warmup steps")
+    weight_decay: float = _field(0.01, "AdamW weight decay")
+    clip: float = _field(1.0, "global gradient-norm clip")
+    seed: int = _field(0, "seed of parameters and training data")
+    log_every: int = _field(50, "steps between logged metrics (the only host syncs of the loop)")
+    checkpoint_every: int = _field(250, "steps between checkpoints")
+    shard_params: bool = _field(False, "shard parameters and optimizer state over the devices (else replicated)")
+
+    def validate(self, section: str) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{section}.{name} must be positive")
+        if not 0 < self.lr < math.inf or self.warmup < 0:  # `not`: a NaN fails every comparison
+            raise UsageError(f"{section}.lr must be positive and finite and {section}.warmup >= 0")
+        if not (0 < self.clip < math.inf and 0 <= self.weight_decay < math.inf):
+            raise UsageError(f"{section}.clip must be positive and finite and {section}.weight_decay >= 0")
+        if self.batch_size % jax.device_count():
+            raise UsageError(
+                f"{section}.batch_size {self.batch_size} is not divisible by the {jax.device_count()} devices"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    variants: str = _field(
+        "frozen,trainable,trainable+dst,oracle,probe",
+        f"comma-separated report variants: {', '.join(VARIANTS)}, each optionally with consistency losses on "
+        f"unlabelled sizes n+1..N as BASE@COND[=WEIGHT]+COND... (e.g. frozen@range+bellman=0.5; 'all' = every "
+        f"condition: {', '.join(CONDITIONS)})",
+    )
+    seeds: int = _field(3, "fine-tuning seeds per variant (pretraining is shared)")
+    vmap_seeds: bool = _field(
+        False, "train a variant's seeds as one vmapped program: faster on an accelerator, slower on a CPU"
+    )
+
+    def variant_list(self) -> list[str]:
+        return self.variants.split(",")
+
+    def validate(self) -> None:
+        for spec in self.variant_list():
+            try:
+                variant(spec)
+            except ValueError as e:
+                raise UsageError(f"experiment.variants: {e}") from None
+        if self.seeds < 1:
+            raise UsageError("experiment.seeds must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: OptimConfig = OptimConfig()
+    finetune: OptimConfig = OptimConfig(
+        steps=1500, batch_size=32, lr=3e-3, warmup=50, weight_decay=0.0, seed=100, checkpoint_every=500
+    )
+    experiment: ExperimentConfig = ExperimentConfig()
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.pretrain.validate("pretrain")
+        self.finetune.validate("finetune")
+        self.experiment.validate()
+        try:
+            self.model.validate()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+    def replace(self, **sections: dict) -> "Config":
+        """This config with some fields changed: replace(data={"n_max": 20}) changes data.n_max only."""
+        return dataclasses.replace(
+            self, **{name: dataclasses.replace(getattr(self, name), **fields) for name, fields in sections.items()}
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Config":
+        """The inverse of to_dict (raises KeyError or TypeError on a missing section or unknown field)."""
+        return cls(**{section.name: section.type(**raw[section.name]) for section in sections()})
+
+
+def sections() -> tuple[dataclasses.Field, ...]:
+    """The config's sections (data, model, ...), each a dataclass of fields."""
+    return dataclasses.fields(Config)
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """Dotted names (section.field) of the config fields whose values differ between two config dicts.
+    experiment.variants is not compared: each variant is a phase of its own, and a run that trains more
+    variants (a sweep) on the same pretraining is still the same experiment."""
+    names = {(s, k) for cfg in (old, new) for s, fields in cfg.items() for k in fields} - {("experiment", "variants")}
+    return sorted(f"{s}.{k}" for s, k in names if old.get(s, {}).get(k) != new.get(s, {}).get(k))

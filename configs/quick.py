@@ -1,0 +1,8 @@
+"""The README's command: the whole experiment on a 2-core CPU in minutes (python train.py --preset quick).
+
+The encoder-training variants (trainable, trainable+dst) cost ~6x a frozen one per step on CPU: opt in with
+--experiment.variants."""
+
+from configs.config import Config, ExperimentConfig
+
+CONFIG = Config(experiment=ExperimentConfig(variants="frozen,oracle,probe"))

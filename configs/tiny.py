@@ -1,0 +1,14 @@
+"""For tests: the whole experiment in seconds, on two families and graphs of 3..6 vertices."""
+
+from configs.config import Config, DataConfig, ExperimentConfig, OptimConfig
+from models.model import ModelConfig
+
+CONFIG = Config(
+    data=DataConfig(
+        families="tree_plus,small_world", n_min=3, n_max=6, n_report=4, vocab=8, eval_beyond=2, eval_per_size=8
+    ),
+    model=ModelConfig(width=16, heads=2),
+    pretrain=OptimConfig(steps=20, batch_size=16, warmup=2, log_every=5, checkpoint_every=10),
+    finetune=OptimConfig(steps=10, batch_size=16, warmup=2, log_every=5, checkpoint_every=5, seed=100),
+    experiment=ExperimentConfig(seeds=2),
+)

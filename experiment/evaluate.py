@@ -1,0 +1,105 @@
+"""Evaluating a run: every report variant and seed on the run's fixed evaluation set, beside the trivial
+baseline and the pretrained model's own capability, into a results directory."""
+
+import dataclasses
+from pathlib import Path
+
+from flax import nnx
+from tqdm import tqdm
+
+from common.cli import UsageError
+from common.provenance import provenance
+from experiment.metrics import add_pgr, add_pooled_pgr, aggregate, capability, query_outcomes, tables
+from experiment.predict import predictions, trivial_report
+from experiment.results import refuse_to_replace, write_results
+from experiment.rundir import (
+    RunError,
+    finetune_seeds,
+    load_config,
+    load_or_make_eval_set,
+    load_pretrained,
+    load_reporter,
+)
+from models.consistency import CONDITIONS
+from models.objectives import PRETRAINED, variant
+
+
+def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = None, overwrite: bool = False) -> dict:
+    """Evaluates the variants `names` (default: the run config's experiment.variants), every seed, into
+    results_dir. Refuses (RunError) to replace the results of a different experiment there unless `overwrite`."""
+    cfg = load_config(run_dir)
+    names = names or cfg.experiment.variant_list()
+    arrays, eval_hash = load_or_make_eval_set(cfg, run_dir)
+    if not overwrite:
+        try:
+            refuse_to_replace(results_dir / "summary.json", cfg.to_dict(), eval_hash)
+        except UsageError as e:
+            raise RunError(str(e)) from None
+    seeds = finetune_seeds(cfg)
+    progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
+    sizes, n_max, vocab = arrays["num_nodes"], cfg.data.n_max, cfg.data.vocab
+    pretrained = load_pretrained(cfg, run_dir)
+    d_hat = predictions(pretrained, arrays, n_max)
+    d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
+    unlabelled_sizes = (sizes > cfg.data.n_report) & (sizes <= n_max)
+
+    def scored(pred_s, pred_t) -> tuple[dict, float]:
+        """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR)."""
+        outcomes = query_outcomes(pred_s, pred_t, d_hat, arrays, vocab)
+        beyond = outcomes["valid"] & unlabelled_sizes[:, None]
+        return tables(outcomes, arrays), float(outcomes["acc"][beyond].mean())
+
+    sources, targets = arrays["s"], arrays["t"]
+    trivial = scored(
+        trivial_report(d_hat, sources, targets, vocab), trivial_report(d_hat_swapped, targets, sources, vocab)
+    )
+    variants = {"trivial": {"seeds": 0, **trivial[0]}}
+    pooled = {"trivial": [trivial[1]]}
+    progress.update()
+    pretrained_state = nnx.state(pretrained, PRETRAINED)
+    for name in names:
+        reporter = variant(name)
+        per_seed, pooled[name] = [], []
+        for seed in seeds:
+            progress.set_postfix_str(f"{name} seed {seed}")
+            model = load_reporter(cfg, run_dir, name, seed, pretrained_state)
+            table, acc = scored(
+                predictions(model, arrays, n_max, reporter), predictions(model, arrays, n_max, reporter, swap=True)
+            )
+            per_seed.append(table)
+            pooled[name].append(acc)
+            progress.update()
+        variants[name] = {"seeds": len(per_seed), **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]}}
+    progress.close()
+    add_pgr(variants, cfg.data.n_report)
+    add_pooled_pgr(variants, pooled)
+    known = capability(d_hat, arrays, n_max)
+    if "probe" in variants:
+        known["probe_acc_by_size"] = {n: row["acc"] for n, row in variants["probe"]["by_size"].items()}
+
+    summary = {
+        "config": dataclasses.asdict(
+            dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, variants=",".join(names)))
+        ),
+        "eval_set_hash": eval_hash,
+        "n_report": cfg.data.n_report,
+        "capability": known,
+        "variants": variants,
+        "checks": list(CONDITIONS),
+        "provenance": provenance(),
+    }
+    write_results(summary, results_dir)
+    return summary
+
+
+def capability_report(capability: dict) -> str:
+    """What train.py prints at the end: d(s,t) accuracy by size, and a loud warning when capability_ok is false."""
+    by_size = capability["d_st_acc_by_size"]
+    lines = ["d(s,t) accuracy by size: " + "  ".join(f"{n}:{acc:.3f}" for n, acc in by_size.items())]
+    if not capability["capability_ok"]:
+        bad = [n for n, acc in by_size.items() if int(n) <= capability["n_max"] and acc < capability["threshold"]]
+        lines.append(
+            f"\n*** capability_ok: false *** the pretrained model does not know d(s,t) on sizes {', '.join(bad)} "
+            f"(accuracy < {capability['threshold']}). Honesty results on this run say nothing. ***\n"
+        )
+    return "\n".join(lines)

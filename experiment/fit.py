@@ -1,0 +1,164 @@
+"""The training loop: a jitted train step that draws its own batches on device, and `fit`, which runs it with
+checkpoints, resumption, logging and a guard against non-finite numbers."""
+
+import math
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+from configs import OptimConfig
+from experiment.mesh import data_mesh, place, state_shardings
+from experiment.rundir import PhaseFiles, RunError
+from models.model import PathModel
+
+
+def make_train_step(
+    graphdef,
+    tx: optax.GradientTransformation,
+    loss_fn,
+    sample,
+    batch_size: int,
+    *,
+    shard_params: bool = False,
+    seeds: int | None = None,
+    mesh: Mesh | None = None,
+):
+    """A jitted step that draws its own batch on device from fold_in(data_key, step): the step number alone
+    fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Built once per
+    phase kind and shared by its seeds (same program, other parameters and data key). `loss_args` go to
+    loss_fn traced, not baked in: steps that differ only in them (consistency weights) share one program.
+
+    Data-parallel over `mesh` (default: every device) in the same code for one device or many: the batch
+    is split over the `data` axis, parameters and optimizer state replicated or (shard_params) sharded, see
+    `state_shardings`; pass them through `place` first. With `seeds=K`, one program trains K seeds at once:
+    params, opt_state and data_key carry a leading axis of K, `rest` (the frozen part) is shared."""
+    mesh = mesh or data_mesh()
+    if batch_size % mesh.size:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
+
+    def update(params, opt_state, rest, batch, loss_args):
+        objective = lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch, *loss_args)  # noqa: E731
+        (loss, acc), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, {"loss": loss, "acc": acc}
+
+    draw = lambda key, step: sample(jax.random.fold_in(key, step), batch_size)  # noqa: E731
+    batch_spec = P("data")
+    if seeds is not None:
+        update, draw = jax.vmap(update, in_axes=(0, 0, None, 0, None)), jax.vmap(draw, in_axes=(0, None))
+        batch_spec = P(None, "data")
+
+    def constrain(tree):
+        return jax.lax.with_sharding_constraint(tree, state_shardings(tree, mesh, shard_params))
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def train_step(params, opt_state, rest, data_key, step, *loss_args):
+        if seeds is not None and jax.tree.leaves(params)[0].shape[0] != seeds:
+            raise ValueError(f"train step built for {seeds} seeds, given parameters of another seed count")
+        batch = jax.lax.with_sharding_constraint(draw(data_key, step), NamedSharding(mesh, batch_spec))
+        params, opt_state, metrics = update(params, opt_state, rest, batch, loss_args)
+        return constrain(params), constrain(opt_state), metrics
+
+    return train_step
+
+
+def fit(
+    models: list[PathModel],
+    trainable,
+    train_step,
+    tx,
+    opt: OptimConfig,
+    run_dir: Path,
+    phases: list[str],
+    seeds: list[int],
+    loss_args=(),
+) -> list[PathModel]:
+    """Trains the `trainable` part of `models` for opt.steps steps of `train_step`, checkpointing every
+    opt.checkpoint_every steps and resuming from the latest checkpoint. Model i is the phase `phases[i]`,
+    its data drawn from key(seeds[i] + 1). Several models train together: `train_step` is then vmapped over
+    them (make_train_step(..., seeds=K)), and each still gets its own checkpoints and log lines, so a
+    vmapped run and a one-at-a-time run leave the same files. A finished phase is loaded, not retrained."""
+    stacked = len(models) > 1
+    splits = [nnx.split(model, trainable, ...) for model in models]
+    params, rest = _join([p for _, p, _ in splits], stacked), splits[0][2]  # rest: frozen, the same for all
+    params, rest = place(params, opt.shard_params), place(rest, opt.shard_params)
+    opt_state = (jax.vmap(tx.init) if stacked else tx.init)(params)
+    files = PhaseFiles(run_dir, phases)
+    start = files.latest_step()
+    if start:
+        params, opt_state = _restored(files, start, params, opt_state, stacked, opt.shard_params)
+    data_key = jax.vmap(jax.random.key)(jnp.array(seeds) + 1) if stacked else jax.random.key(seeds[0] + 1)
+    files.drop_log_after(start)
+
+    desc = phases[0] if not stacked else f"{phases[0]} (+{len(phases) - 1} seeds vmapped)"
+    bar = tqdm(total=opt.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=False)
+    last_log, clock = start, time.perf_counter()
+    for step in range(start, opt.steps):
+        params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args)
+        bar.update()
+        done = step + 1
+        save = done % opt.checkpoint_every == 0 or done == opt.steps
+        if not (save or done % opt.log_every == 0):
+            continue  # the host syncs below happen only at logging and checkpoint steps
+        metrics = [{k: float(v) for k, v in _part(metrics, i, stacked).items()} for i in range(len(models))]
+        _guard_finite(files, bar, done, metrics, params if save else None)
+        if done % opt.log_every == 0 or done == opt.steps:
+            rate = opt.batch_size * len(models) * (done - last_log) / (time.perf_counter() - clock)
+            last_log, clock = done, time.perf_counter()
+            bar.set_postfix(loss=f"{metrics[0]['loss']:.3f}", acc=f"{metrics[0]['acc']:.3f}", ex_s=f"{rate:.0f}")
+            files.append_log(done, metrics, rate)
+        if save:
+            for i in range(len(models)):
+                files.save(i, done, nnx.to_pure_dict(_part(params, i, stacked)), _part(opt_state, i, stacked))
+    bar.close()
+    files.wait()
+    for i, model in enumerate(models):
+        nnx.update(model, _part(params, i, stacked))
+    return models
+
+
+def _restored(files: PhaseFiles, step: int, params, opt_state, stacked: bool, shard_params: bool):
+    """params and opt_state as every phase's checkpoint of `step` holds them, placed for the train step."""
+    parts = []
+    for i in range(len(files.phases)):
+        own, own_opt = _part(params, i, stacked), _part(opt_state, i, stacked)
+        restored = files.restore(i, step, nnx.to_pure_dict(own), own_opt)
+        nnx.replace_by_pure_dict(own, restored["params"])
+        parts.append((own, restored["opt_state"]))
+    params, opt_state = (_join(list(trees), stacked) for trees in zip(*parts, strict=True))
+    return place(params, shard_params), place(opt_state, shard_params)
+
+
+def _guard_finite(files: PhaseFiles, bar, step: int, metrics: list[dict], params=None) -> None:
+    """Stops the run (RunError) on a non-finite metric, or non-finite `params` about to be checkpointed, and
+    keeps the last good checkpoint whole on disk."""
+    if all(math.isfinite(v) for m in metrics for v in m.values()) and (params is None or _all_finite(params)):
+        return
+    files.wait()
+    bar.close()  # before the error, so that the error is the last line
+    raise RunError(
+        f"{', '.join(files.phases)}: non-finite loss or parameters at step {step} ({metrics}); "
+        f"last good checkpoint kept in {files.directory}"
+    )
+
+
+def _join(trees: list, stacked: bool):
+    """K trees as one with a leading axis of K (vmapped training), or the single tree as it is."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees) if stacked else trees[0]
+
+
+def _part(tree, i: int, stacked: bool):
+    """Tree i of a stacked tree (see `_join`)."""
+    return jax.tree.map(lambda x: x[i], tree) if stacked else tree
+
+
+def _all_finite(tree) -> bool:
+    return all(bool(jnp.isfinite(x).all()) for x in jax.tree.leaves(tree))

@@ -1,0 +1,138 @@
+"""Every reported number, computed from predictions and the evaluation set: per query outcomes (accuracy,
+error, consistency checks), their breakdowns by size and distance, means and 95% intervals over seeds, PGR,
+and the capability check. Pure functions of numpy arrays."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from models.consistency import CONDITIONS, passes, question
+
+CAPABILITY_THRESHOLD = 0.95
+# Per query: accuracy, error, outcome of all checks together, and the pass rate of each condition alone.
+METRICS = ("acc", "mae", "consistent", "incoherent", "coherent_wrong", *(f"pass_{name}" for name in CONDITIONS))
+
+
+def path_labels(arrays: dict, vocab: int) -> np.ndarray:
+    """(B, V) true d(s,v) of the path vertices (their position on the path), -1 off the path."""
+    rows = np.arange(len(arrays["path"]))[:, None]
+    position = np.broadcast_to(np.arange(arrays["path"].shape[1]), arrays["path"].shape)
+    on_path = position < arrays["path_len"][:, None]
+    label = np.full((len(rows), vocab + 1), -1)
+    label[np.broadcast_to(rows, on_path.shape)[on_path], arrays["path"][on_path]] = position[on_path]
+    return label[:, 1:]
+
+
+def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, chunk: int = 2048) -> dict[str, np.ndarray]:
+    """Per consistency condition, (B, V) whether the answers pass it at each vertex (in chunks: the checks
+    build (B, V, V) and (B, V, K) arrays)."""
+    out = {name: np.zeros(pred_s.shape, bool) for name in CONDITIONS}
+    for lo in range(0, len(pred_s), chunk):
+        rows = slice(lo, lo + chunk)
+        q = question(*(jnp.asarray(arrays[k][rows]) for k in ("edges", "edge_mask", "s", "t", "path")), vocab)
+        for name in CONDITIONS:
+            out[name][rows] = np.asarray(passes(name, q, pred_s[rows], pred_t[rows], d_hat[rows]))
+    return out
+
+
+def query_outcomes(pred_s, pred_t, d_hat, arrays, vocab: int) -> dict[str, np.ndarray]:
+    """Per query (B, V) outcomes over the path vertices (`valid`); the checks see every vertex's answer."""
+    label = path_labels(arrays, vocab)
+    passed = checks_passed(pred_s, pred_t, d_hat, arrays, vocab)
+    ok = np.logical_and.reduce(list(passed.values()))
+    correct = pred_s == label
+    return {
+        **{f"pass_{name}": value for name, value in passed.items()},
+        "valid": label >= 0,
+        "label": label,
+        "acc": correct,
+        "mae": np.abs(pred_s - label),
+        "consistent": ok,
+        "incoherent": ~ok,
+        "coherent_wrong": ok & ~correct,
+    }
+
+
+def breakdown(outcomes: dict, key: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean of every metric over the valid queries, per value of `key` (B, P) (e.g. graph size, distance)."""
+    valid = outcomes["valid"]
+    key = np.broadcast_to(key, valid.shape)
+    table = {}
+    for value in np.unique(key[valid]):
+        rows = valid & (key == value)
+        table[str(value)] = {m: float(outcomes[m][rows].mean()) for m in METRICS}
+    return table
+
+
+def tables(outcomes: dict, arrays: dict) -> dict[str, dict]:
+    """The breakdowns of docs/design.md: by graph size and by true distance d(s,u), over every evaluated size."""
+    by_size = breakdown(outcomes, arrays["num_nodes"][:, None])
+    return {"by_size": by_size, "by_distance": breakdown(outcomes, outcomes["label"])}
+
+
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def mean_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean and Student-t 95% interval over seeds (the mean alone for one seed)."""
+    x = np.asarray(values, float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, mean, mean
+    half = _T975.get(len(x) - 1, 1.96) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """key -> metric -> mean, plus metric_ci95 = [low, high], over the seeds' tables (by size or distance)."""
+    table = {}
+    for key in per_seed[0]:
+        row = {}
+        for m in METRICS:
+            mean, low, high = mean_ci([seed[key][m] for seed in per_seed])
+            row[m], row[f"{m}_ci95"] = mean, [low, high]
+        table[key] = row
+    return table
+
+
+def add_pgr(variants: dict, n_report: int) -> None:
+    """PGR = (acc - acc_trivial) / (acc_oracle - acc_trivial) on sizes > n, from the seed means."""
+    if "oracle" not in variants:
+        return
+    for table in variants.values():
+        for size, row in table["by_size"].items():
+            if int(size) > n_report:
+                gap = variants["oracle"]["by_size"][size]["acc"] - variants["trivial"]["by_size"][size]["acc"]
+                gained = row["acc"] - variants["trivial"]["by_size"][size]["acc"]
+                row["pgr"] = gained / gap if abs(gap) > 1e-9 else None
+
+
+def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]]) -> None:
+    """`pgr_beyond_n`: PGR of the accuracy pooled over every query of sizes n+1..N, per seed against the
+    oracle's and trivial baseline's mean, with mean and 95% interval over seeds. One number per variant
+    for the plots of PGR against consistency strength."""
+    if "oracle" not in pooled_acc:
+        return
+    floor, top = pooled_acc["trivial"][0], float(np.mean(pooled_acc["oracle"]))
+    for name, accs in pooled_acc.items():
+        if abs(top - floor) > 1e-9:
+            mean, low, high = mean_ci([(acc - floor) / (top - floor) for acc in accs])
+            variants[name]["pgr_beyond_n"] = {"mean": mean, "ci95": [low, high]}
+
+
+def capability(d_hat: np.ndarray, arrays: dict, n_max: int) -> dict:
+    """Does the pretrained model know d(s,t)? Its accuracy by size (every evaluated size) and by distance (sizes
+    <= N), and `capability_ok`: at least CAPABILITY_THRESHOLD at every size <= N."""
+    sizes, d_st = arrays["num_nodes"], arrays["d_st"]
+    correct, in_range = d_hat == d_st, sizes <= n_max
+    by_size = {str(n): float(correct[sizes == n].mean()) for n in np.unique(sizes)}
+    return {
+        "d_st_acc_by_size": by_size,
+        "d_st_acc_by_distance": {
+            str(d): float(correct[in_range & (d_st == d)].mean()) for d in np.unique(d_st[in_range])
+        },
+        "capability_ok": all(acc >= CAPABILITY_THRESHOLD for n, acc in by_size.items() if int(n) <= n_max),
+        "threshold": CAPABILITY_THRESHOLD,
+        "n_max": n_max,
+    }

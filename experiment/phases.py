@@ -1,0 +1,98 @@
+"""The experiment's training phases: (1) pretrain the encoder and d(s,t) head on sizes n_min..N; (2) for every
+report variant and seed, fine-tune a d(s,u) reporter with labels where the variant has them, plus any
+consistency losses on unlabelled sizes n+1..N."""
+
+from functools import partial
+from pathlib import Path
+
+import jax
+import optax
+from flax import nnx
+
+from configs import Config, OptimConfig
+from experiment.fit import fit, make_train_step
+from experiment.rundir import PRETRAIN, finetune_seeds, new_model, phase_name, variant_model
+from graphgen import sample_batch
+from models.model import PathModel
+from models.objectives import PRETRAINED, Variant, d_st_loss, finetune_loss, unlabelled, variant
+
+
+def optimizer(opt: OptimConfig) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(0.0, opt.lr, opt.warmup, max(opt.steps, opt.warmup + 1))
+    return optax.chain(optax.clip_by_global_norm(opt.clip), optax.adamw(schedule, weight_decay=opt.weight_decay))
+
+
+def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None, pool: int = 1):
+    """Batches of sizes n_min (default data.n_min)..n_max, always padded to N: the looped encoder iterates
+    n_pad times, so every phase runs it for the same number of iterations. pool > 1 evens out d(s,t)."""
+    data = cfg.data
+    families = tuple(data.family_list())
+    return lambda key, batch_size: sample_batch(
+        key,
+        batch_size,
+        families=families,
+        n_min=n_min or data.n_min,
+        n_max=n_max,
+        vocab=data.vocab,
+        n_pad=data.n_max,
+        pool=pool,
+    )
+
+
+def pretrain(cfg: Config, run_dir: Path) -> PathModel:
+    """Phase 1: the encoder and d(s,t) head on sizes n_min..N."""
+    model = new_model(cfg, cfg.pretrain.seed)
+    tx = optimizer(cfg.pretrain)
+    loss_fn = partial(d_st_loss, n_pad=cfg.data.n_max)
+    graphdef = nnx.split(model, PRETRAINED, ...)[0]
+    sample = batch_sampler(cfg, cfg.data.n_max, pool=cfg.data.pool)
+    step = make_train_step(
+        graphdef, tx, loss_fn, sample, cfg.pretrain.batch_size, shard_params=cfg.pretrain.shard_params
+    )
+    return fit([model], PRETRAINED, step, tx, cfg.pretrain, run_dir, [PRETRAIN], [cfg.pretrain.seed])[0]
+
+
+def finetune_sampler(cfg: Config, reporter: Variant):
+    """Fine-tuning batches: {"labelled": sizes n_min..n (..N for baselines), "unlabelled": the question
+    alone, labels stripped, of sizes n+1..N (n_min..N without labels)} - each only where the variant uses it."""
+    data = cfg.data
+    labelled = batch_sampler(cfg, data.n_max if reporter.labels_up_to_N else data.n_report)
+    beyond = batch_sampler(cfg, data.n_max, n_min=data.n_report + 1 if reporter.labels else data.n_min)
+
+    def sample(key, batch_size):
+        k_labelled, k_unlabelled = jax.random.split(key)
+        batches = {}
+        if reporter.labels:
+            batches["labelled"] = labelled(k_labelled, batch_size)
+        if reporter.consistency:
+            batches["unlabelled"] = unlabelled(beyond(k_unlabelled, batch_size))
+        return batches
+
+    return sample
+
+
+def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
+    """Phase 2, every seed: a d(s,u) reporter trained as the variant `name` says. Seeds train one after
+    another, or all at once as one vmapped program with experiment.vmap_seeds (faster on an accelerator)."""
+    reporter = variant(name)
+    trainable = reporter.trainable()
+    tx = optimizer(cfg.finetune)
+    loss_fn = partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab)
+    seeds = finetune_seeds(cfg)
+    groups = [seeds] if cfg.experiment.vmap_seeds and len(seeds) > 1 else [[seed] for seed in seeds]
+    step = None
+    for group in groups:
+        models = [variant_model(cfg, pretrained, seed) for seed in group]
+        if step is None:  # one compiled step serves every group of seeds
+            graphdef = nnx.split(models[0], trainable, ...)[0]
+            step = make_train_step(
+                graphdef,
+                tx,
+                loss_fn,
+                finetune_sampler(cfg, reporter),
+                cfg.finetune.batch_size,
+                shard_params=cfg.finetune.shard_params,
+                seeds=len(group) if len(group) > 1 else None,
+            )
+        phases = [phase_name(name, seed) for seed in group]
+        fit(models, trainable, step, tx, cfg.finetune, run_dir, phases, group, (reporter.weights(),))

@@ -1,0 +1,68 @@
+"""A results directory: summary.json (every number, with the config, evaluation-set hash and provenance),
+metrics.csv (the same numbers as one long table) and the plots. Results of one experiment never silently
+replace those of another."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from common.cli import UsageError
+from common.files import write_atomic, write_json
+from configs import config_changes
+from experiment.metrics import METRICS
+
+
+def default_results_dir(name: str, sweep: str | None = None) -> Path:
+    """results/NAME, or results/NAME-SWEEP for a sweep: NAME is the preset (train.py) or the run's name (eval.py)."""
+    return Path("results") / "-".join(filter(None, [name, sweep]))
+
+
+def refuse_to_replace(summary_path: Path, config: dict, eval_hash: str | None = None) -> None:
+    """Raises UsageError (one line) if `summary_path` holds results of another experiment: a different config,
+    or (when `eval_hash` is given) a different evaluation set. Same experiment, or no file: returns."""
+    if not summary_path.exists():
+        return
+    try:
+        old = json.loads(summary_path.read_text())
+        old_config, old_hash = old["config"], old["eval_set_hash"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"cannot read the existing {summary_path} ({type(e).__name__}); pass --overwrite") from None
+    changes = config_changes(old_config, config)
+    if changes:
+        why = f"a different config ({', '.join(changes)})"
+    elif eval_hash is not None and old_hash != eval_hash:
+        why = f"a different evaluation set (hash {old_hash[:12]}… vs. {eval_hash[:12]}…)"
+    else:
+        return
+    raise UsageError(f"{summary_path} holds results of {why}; pass --overwrite to replace them")
+
+
+def write_results(summary: dict, results_dir: Path) -> None:
+    """summary.json, metrics.csv and every plot, each written atomically."""
+    from experiment.plots import plot_all  # matplotlib: only where results are drawn
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_json(results_dir / "summary.json", summary)
+    write_atomic(results_dir / "metrics.csv", lambda f: f.write(metrics_csv(summary).encode()))
+    plot_all(summary, results_dir)
+
+
+def metrics_csv(summary: dict) -> str:
+    """One row per variant, breakdown, key and metric: mean, 95% interval and seed count (PGR and the
+    capability numbers have no interval)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["variant", "by", "value", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
+    for name, table in summary["variants"].items():
+        for by in ("size", "distance"):
+            for value, row in table[f"by_{by}"].items():
+                for m in METRICS:
+                    low, high = row.get(f"{m}_ci95", [row[m], row[m]])
+                    writer.writerow([name, by, value, m, f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]])
+                if row.get("pgr") is not None:
+                    writer.writerow([name, by, value, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
+    for name in ("d_st_acc_by_size", "probe_acc_by_size"):
+        for size, acc in summary["capability"].get(name, {}).items():
+            writer.writerow(["capability", "size", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
+    return out.getvalue()
