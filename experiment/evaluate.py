@@ -15,10 +15,12 @@ from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
     RunError,
     finetune_seeds,
+    finished_manager,
     load_config,
     load_or_make_eval_set,
     load_pretrained,
     load_reporter,
+    phase_name,
 )
 from models.consistency import CONDITIONS
 from models.objectives import PRETRAINED, variant
@@ -36,9 +38,12 @@ def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = Non
         except UsageError as e:
             raise RunError(str(e)) from None
     seeds = finetune_seeds(cfg)
-    progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
+    for name in names:  # a missing phase fails now, not minutes into the evaluation
+        for seed in seeds:
+            finished_manager(run_dir, phase_name(name, seed))
     sizes, n_max, vocab = arrays["num_nodes"], cfg.data.n_max, cfg.data.vocab
     pretrained = load_pretrained(cfg, run_dir)
+    progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
     d_hat = predictions(pretrained, arrays, n_max)
     d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
     unlabelled_sizes = (sizes > cfg.data.n_report) & (sizes <= n_max)
@@ -62,7 +67,11 @@ def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = Non
         per_seed, pooled[name] = [], []
         for seed in seeds:
             progress.set_postfix_str(f"{name} seed {seed}")
-            model = load_reporter(cfg, run_dir, name, seed, pretrained_state)
+            try:
+                model = load_reporter(cfg, run_dir, name, seed, pretrained_state)
+            except RunError:
+                progress.close()  # before the error, so that the error is the last line
+                raise
             table, acc = scored(
                 predictions(model, arrays, n_max, reporter), predictions(model, arrays, n_max, reporter, swap=True)
             )

@@ -196,14 +196,18 @@ def variant_model(cfg: Config, pretrained: nnx.State, seed: int) -> PathModel:
     return model
 
 
+def finished_manager(run_dir: Path, phase: str) -> tuple[ocp.CheckpointManager, int]:
+    """The checkpoints of a phase and its last step; RunError if it has none."""
+    if (run_dir / "checkpoints" / phase).is_dir():
+        manager = checkpoint_manager(run_dir, phase, create=False)
+        if (step := manager.latest_step()) is not None:
+            return manager, step
+    raise RunError(f"no checkpoint of phase '{phase}' in {run_dir}")
+
+
 def load_phase(model: PathModel, run_dir: Path, phase: str, trainable) -> PathModel:
     """Loads the final parameters a phase trained (the `trainable` part of the model) into `model`."""
-    if not (run_dir / "checkpoints" / phase).is_dir():
-        raise RunError(f"no checkpoint of phase '{phase}' in {run_dir}")
-    manager = checkpoint_manager(run_dir, phase, create=False)
-    step = manager.latest_step()
-    if step is None:
-        raise RunError(f"no checkpoint of phase '{phase}' in {run_dir}")
+    manager, step = finished_manager(run_dir, phase)
     params = nnx.state(model, trainable)
     nnx.replace_by_pure_dict(params, _restore(manager, step, params=nnx.to_pure_dict(params))["params"])
     nnx.update(model, params)
