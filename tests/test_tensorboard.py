@@ -9,6 +9,7 @@ from flax import nnx
 from configs import PRESETS
 from experiment.events import phase_dir, read_scalars
 from experiment.phases import finetune, pretrain
+from experiment.plots import plot_training_curves
 from experiment.rundir import PRETRAIN, read_log
 from models.consistency import CONDITIONS
 from models.objectives import PRETRAINED
@@ -67,4 +68,9 @@ def test_tensorboard_reads_the_events(run_dir):
     events.Reload()
     ours = read_scalars(phase_dir(run_dir, PRETRAIN))
     for tag in ("loss", "acc", "lr"):
-        assert [(e.step, e.value) for e in events.Scalars(tag)] == pytest.approx(ours[tag])
+        assert [(e.step, e.value) for e in events.Scalars(tag)] == ours[tag]
+
+
+def test_training_curves_are_drawn_from_the_log(run_dir, tmp_path):
+    plot_training_curves({"variants": {"trivial": {}, VARIANT: {}}}, read_log(run_dir), tmp_path)
+    assert (tmp_path / "training_curves.png").stat().st_size > 20_000
