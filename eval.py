@@ -3,6 +3,8 @@
     python eval.py --run runs/quick                # writes results/quick/{summary.json,metrics.csv,*.png}
     python eval.py --run runs/quick --results out/
     python eval.py --run runs/quick --sweep consistency
+    python eval.py compare results/quick results/quick-bellman --out compare/   (see eval.py compare --help)
+    python eval.py index                           # writes results/README.md, one row per results directory
 
 For each graph size n_min..N+eval_beyond it measures, per variant (mean and 95% interval over seeds):
 acc and mae of d(s,u) over every vertex u of the unique s-t path; the consistency-check outcomes
@@ -21,6 +23,11 @@ from configs import sweep_variants
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
+    if argv[:1] == ["index"]:
+        return index_main(argv[1:])
     parser = Parser(prog="eval.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="run directory written by train.py")
     parser.add_argument("--results", type=Path, help="where to write results (default: results/RUN_NAME[-SWEEP])")
@@ -40,10 +47,60 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         results = args.results or default_results_dir(args.run.name, args.sweep)
-        summary = evaluate_run(args.run, results, names, overwrite=args.overwrite)
+        summary = evaluate_run(args.run, results, names, overwrite=args.overwrite, command=["eval.py", *argv])
     except RunError as e:
         fail(parser.prog, str(e))
     print(json.dumps(summary["capability"]["d_st_acc_by_size"]), file=sys.stderr)
+
+
+COMPARE = """Overlay the same curves of several results directories: accuracy, coherent-but-wrong (and withheld, where
+every run reports it) by size, and PGR beyond n, with seeds as 95%-interval bands and n, N marked; the same
+numbers as compare.csv, the headline as compare.md.
+
+    python eval.py compare results/quick results/quick-bellman --out compare/quick-vs-bellman
+    python eval.py compare results/quick results/quick-consistency --variants frozen,frozen@bellman,oracle
+
+Runs evaluated on different evaluation sets (hash) or with a different n or N are refused unless --mix is
+given; the figures and table of a mixed comparison say so."""
+
+
+def compare_main(argv: list[str]) -> None:
+    parser = Parser(prog="eval.py compare", description=COMPARE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path, nargs="+", help="results directories (each with a summary.json)")
+    parser.add_argument("--out", type=Path, help="where to write the comparison (default: compare/NAME-vs-NAME...)")
+    parser.add_argument("--variants", help="comma-separated variants to show (default: every variant of every run)")
+    parser.add_argument("--mix", action="store_true", help="compare runs on different evaluation sets or n/N")
+    args = parser.parse_args(argv)
+    from experiment.compare import load_summaries
+    from experiment.results import write_comparison
+
+    try:
+        if len(args.results) < 2:
+            raise UsageError("give at least two results directories to compare")
+        summaries = load_summaries(args.results)
+        out = args.out or Path("compare") / "-vs-".join(d.name for d in args.results)
+        variants = args.variants.split(",") if args.variants else None
+        written = write_comparison(summaries, out, variants, mix=args.mix)
+    except (UsageError, OSError) as e:
+        fail("eval.py", str(e))
+    print(f"comparison: {out}/{{{','.join(written)}}}", file=sys.stderr)
+
+
+def index_main(argv: list[str]) -> None:
+    parser = Parser(
+        prog="eval.py index",
+        description="Write RESULTS/README.md: one row per results directory (the command that made it, commit, "
+        "config and evaluation-set hashes, headline numbers).",
+    )
+    parser.add_argument("--results", type=Path, default=Path("results"), help="the results root (default: results)")
+    args = parser.parse_args(argv)
+    from experiment.index import write_index
+
+    try:
+        path = write_index(args.results)
+    except (UsageError, OSError) as e:
+        fail("eval.py", str(e))
+    print(f"index: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

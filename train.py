@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         pretrained = nnx.state(pretrain(cfg, run_dir), PRETRAINED)
         for name in names:
             finetune(cfg, run_dir, name, pretrained)
-        summary = evaluate_run(run_dir, results_dir, names, overwrite=args.overwrite)
+        command = ["train.py", *(sys.argv[1:] if argv is None else argv)]
+        summary = evaluate_run(run_dir, results_dir, names, overwrite=args.overwrite, command=command)
     except rundir.RunError as e:
         fail(parser.prog, str(e))
     print(capability_report(summary["capability"]), file=sys.stderr)

@@ -2,6 +2,7 @@
 baseline and the pretrained model's own capability, into a results directory."""
 
 import dataclasses
+import shlex
 from pathlib import Path
 
 from flax import nnx
@@ -21,14 +22,22 @@ from experiment.rundir import (
     load_pretrained,
     load_reporter,
     phase_name,
+    read_log,
 )
 from models.consistency import CONDITIONS
 from models.objectives import PRETRAINED, variant
 
 
-def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = None, overwrite: bool = False) -> dict:
+def evaluate_run(
+    run_dir: Path,
+    results_dir: Path,
+    names: list[str] | None = None,
+    overwrite: bool = False,
+    command: list[str] | None = None,
+) -> dict:
     """Evaluates the variants `names` (default: the run config's experiment.variants), every seed, into
-    results_dir. Refuses (RunError) to replace the results of a different experiment there unless `overwrite`."""
+    results_dir, with the run's training curves. Refuses (RunError) to replace the results of a different
+    experiment there unless `overwrite`. `command` (script and arguments) is recorded as what made them."""
     cfg = load_config(run_dir)
     names = names or cfg.experiment.variant_list()
     arrays, eval_hash = load_or_make_eval_set(cfg, run_dir)
@@ -97,7 +106,9 @@ def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = Non
         "checks": list(CONDITIONS),
         "provenance": provenance(),
     }
-    write_results(summary, results_dir)
+    if command:
+        summary["command"] = shlex.join(["python", *command])
+    write_results(summary, results_dir, read_log(run_dir))
     return summary
 
 

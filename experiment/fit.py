@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from configs import OptimConfig
 from experiment.mesh import data_mesh, place, state_shardings
+from experiment.optim import schedule
 from experiment.rundir import PhaseFiles, RunError
 from models.model import PathModel
 
@@ -33,7 +34,8 @@ def make_train_step(
 ):
     """A jitted step that draws its own batch on device from fold_in(data_key, step): the step number alone
     fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Built once per
-    phase kind and shared by its seeds (same program, other parameters and data key). `loss_args` go to
+    phase kind and shared by its seeds (same program, other parameters and data key). loss_fn returns the loss
+    and the accuracy, or the loss and a dict of named metrics (with "acc"), all logged. `loss_args` go to
     loss_fn traced, not baked in: steps that differ only in them (consistency weights) share one program.
 
     Data-parallel over `mesh` (default: every device) in the same code for one device or many: the batch
@@ -46,9 +48,9 @@ def make_train_step(
 
     def update(params, opt_state, rest, batch, loss_args):
         objective = lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch, *loss_args)  # noqa: E731
-        (loss, acc), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, {"loss": loss, "acc": acc}
+        return optax.apply_updates(params, updates), opt_state, {"loss": loss, **_named(aux)}
 
     draw = lambda key, step: sample(jax.random.fold_in(key, step), batch_size)  # noqa: E731
     batch_spec = P("data")
@@ -85,7 +87,8 @@ def fit(
     opt.checkpoint_every steps and resuming from the latest checkpoint. Model i is the phase `phases[i]`,
     its data drawn from key(seeds[i] + 1). Several models train together: `train_step` is then vmapped over
     them (make_train_step(..., seeds=K)), and each still gets its own checkpoints and log lines, so a
-    vmapped run and a one-at-a-time run leave the same files. A finished phase is loaded, not retrained."""
+    vmapped run and a one-at-a-time run leave the same files. A finished phase is loaded, not retrained.
+    Each logged line holds the step's metrics, the learning rate of `opt`'s schedule and the examples/s."""
     stacked = len(models) > 1
     splits = [nnx.split(model, trainable, ...) for model in models]
     params, rest = _join([p for _, p, _ in splits], stacked), splits[0][2]  # rest: frozen, the same for all
@@ -100,7 +103,7 @@ def fit(
 
     desc = phases[0] if not stacked else f"{phases[0]} (+{len(phases) - 1} seeds vmapped)"
     bar = tqdm(total=opt.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=False)
-    last_log, clock = start, time.perf_counter()
+    last_log, clock, learning_rate = start, time.perf_counter(), schedule(opt)
     for step in range(start, opt.steps):
         params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args)
         bar.update()
@@ -114,7 +117,8 @@ def fit(
             rate = opt.batch_size * len(models) * (done - last_log) / (time.perf_counter() - clock)
             last_log, clock = done, time.perf_counter()
             bar.set_postfix(loss=f"{metrics[0]['loss']:.3f}", acc=f"{metrics[0]['acc']:.3f}", ex_s=f"{rate:.0f}")
-            files.append_log(done, metrics, rate)
+            # the rate that updated the parameters logged at `done` (optax counts updates from 0)
+            files.append_log(done, metrics, {"lr": float(learning_rate(done - 1)), "examples_per_s": rate})
         if save:
             for i in range(len(models)):
                 files.save(i, done, nnx.to_pure_dict(_part(params, i, stacked)), _part(opt_state, i, stacked))
@@ -148,6 +152,11 @@ def _guard_finite(files: PhaseFiles, bar, step: int, metrics: list[dict], params
         f"{', '.join(files.phases)}: non-finite loss or parameters at step {step} ({metrics}); "
         f"last good checkpoint kept in {files.directory}"
     )
+
+
+def _named(aux) -> dict:
+    """A loss function's auxiliary output as named metrics: a dict as it is, a single number as the accuracy."""
+    return aux if isinstance(aux, dict) else {"acc": aux}
 
 
 def _join(trees: list, stacked: bool):

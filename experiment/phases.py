@@ -6,20 +6,15 @@ from functools import partial
 from pathlib import Path
 
 import jax
-import optax
 from flax import nnx
 
-from configs import Config, OptimConfig
+from configs import Config
 from experiment.fit import fit, make_train_step
+from experiment.optim import optimizer
 from experiment.rundir import PRETRAIN, finetune_seeds, new_model, phase_name, variant_model
 from graphgen import sample_batch
 from models.model import PathModel
 from models.objectives import PRETRAINED, Variant, d_st_loss, finetune_loss, unlabelled, variant
-
-
-def optimizer(opt: OptimConfig) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(0.0, opt.lr, opt.warmup, max(opt.steps, opt.warmup + 1))
-    return optax.chain(optax.clip_by_global_norm(opt.clip), optax.adamw(schedule, weight_decay=opt.weight_decay))
 
 
 def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None, pool: int = 1):

@@ -8,17 +8,19 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from common.files import write_atomic  # noqa: E402
+from experiment.compare import CURVES, limits  # noqa: E402
 from models.consistency import LADDER  # noqa: E402
 from models.objectives import ladder  # noqa: E402
 
 
-def _limits(ax, summary: dict) -> None:
-    cfg = summary["config"]["data"]
-    ax.axvline(summary["n_report"] + 0.5, color="0.3", ls="--", lw=1)
-    ax.axvline(cfg["n_max"] + 0.5, color="0.3", ls=":", lw=1)
+def _limits(ax, *summaries: dict) -> None:
+    """n and N marked as vertical lines: once for runs that share them, each where they differ (mixed)."""
     top = ax.get_ylim()[1]
-    ax.text(summary["n_report"] + 0.6, top, "n: labels end", va="top", fontsize=8, color="0.3")
-    ax.text(cfg["n_max"] + 0.6, top, "N: pretraining ends", va="top", fontsize=8, color="0.3")
+    for n, big_n in sorted({limits(s) for s in summaries}):
+        ax.axvline(n + 0.5, color="0.3", ls="--", lw=1)
+        ax.axvline(big_n + 0.5, color="0.3", ls=":", lw=1)
+        ax.text(n + 0.6, top, "n: labels end", va="top", fontsize=8, color="0.3")
+        ax.text(big_n + 0.6, top, "N: pretraining ends", va="top", fontsize=8, color="0.3")
 
 
 def _color(summary: dict, name: str):
@@ -34,18 +36,21 @@ def _legend(ax, count: int) -> None:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
+def _band(ax, table: dict, metric: str, alpha: float, **style) -> None:
+    """One curve by size of a variant's `by_size` table, its 95% interval over seeds as a band."""
+    sizes = sorted(table, key=int)
+    x = [int(n) for n in sizes]
+    line = ax.plot(x, [table[n][metric] for n in sizes], ms=3, **style)[0]
+    if f"{metric}_ci95" in table[sizes[0]]:
+        low, high = zip(*(table[n][f"{metric}_ci95"] for n in sizes), strict=True)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=alpha, lw=0)
+
+
 def _lines(ax, summary: dict, metric: str, names: list[str]) -> None:
+    alpha = 0.2 if len(names) <= 7 else 0.05  # a sweep's many bands would hide each other
     for name in names:
         table = summary["variants"][name]["by_size"]
-        sizes = sorted(table, key=int)
-        x = [int(n) for n in sizes]
-        y = [table[n][metric] for n in sizes]
-        color = _color(summary, name)
-        line = ax.plot(x, y, marker="o", ms=3, label=name, color=color)[0]
-        if f"{metric}_ci95" in table[sizes[0]]:
-            low, high = zip(*(table[n][f"{metric}_ci95"] for n in sizes), strict=True)
-            alpha = 0.2 if len(names) <= 7 else 0.05  # a sweep's many bands would hide each other
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=alpha, lw=0)
+        _band(ax, table, metric, alpha, marker="o", label=name, color=_color(summary, name))
 
 
 def plot_all(summary: dict, out: Path) -> None:
@@ -65,9 +70,7 @@ def plot_all(summary: dict, out: Path) -> None:
         ax.set_title(f"{ylabel} vs. size; bands: 95% interval over {seeds} seeds", fontsize=10)
         _limits(ax, summary)
         _legend(ax, len(shown))
-        fig.tight_layout()
-        write_atomic(out / filename, lambda f, fig=fig: fig.savefig(f, format="png", dpi=150))
-        plt.close(fig)
+        _save(fig, out, filename)
 
     plot_strength(summary, out)
     fig, ax = plt.subplots(figsize=size)
@@ -85,9 +88,7 @@ def plot_all(summary: dict, out: Path) -> None:
     ax.set_title("what the model knows vs. what its report head says", fontsize=10)
     _limits(ax, summary)
     _legend(ax, len(reporters) + 2)
-    fig.tight_layout()
-    write_atomic(out / "capability_vs_report.png", lambda f: fig.savefig(f, format="png", dpi=150))
-    plt.close(fig)
+    _save(fig, out, "capability_vs_report.png")
 
 
 def plot_strength(summary: dict, out: Path) -> None:
@@ -125,6 +126,109 @@ def plot_strength(summary: dict, out: Path) -> None:
     ax.set_title(
         f"performance gap recovered vs. consistency strength; bars: 95% interval over {seeds} seeds", fontsize=10
     )
+    _save(fig, out, "pgr_vs_strength.png")
+
+
+RUN_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]
+
+
+def _seeds_phrase(tables: list[dict]) -> str:
+    counts = sorted({t["seeds"] for t in tables if t["seeds"]})
+    return f"{counts[0]} seeds" if len(counts) == 1 else f"{'/'.join(map(str, counts))} seeds (see the table)"
+
+
+def plot_comparison(
+    summaries: dict[str, dict], shown: dict[str, list[str]], metrics: list[str], out: Path, mixed: list[str]
+) -> list[str]:
+    """The same curves of several runs on one figure each (colour: variant, line style and marker: run):
+    compare_METRIC_vs_size.png for each of `metrics`, and compare_pgr_beyond_n.png. A `mixed` comparison
+    (runs on different evaluation sets or n/N) says so in every title. Returns the file names."""
+    variants = list(dict.fromkeys(v for names in shown.values() for v in names))
+    color = {v: f"C{i % 10}" if len(variants) <= 10 else plt.get_cmap("tab20")(i % 20) for i, v in enumerate(variants)}
+    style = {run: RUN_STYLES[i % len(RUN_STYLES)] for i, run in enumerate(summaries)}
+    tables = [summaries[run]["variants"][v] for run, names in shown.items() for v in names]
+    count = len(tables)
+    warning = "\nMIXED: " + "; ".join(mixed) if mixed else ""
+    size = (6.4, 4.2) if count <= 7 else (9.6, 4.8)
+    written = []
+    for metric in metrics:
+        fig, ax = plt.subplots(figsize=size)
+        for run, names in shown.items():
+            for name in names:
+                ls, marker = style[run]
+                table = summaries[run]["variants"][name]["by_size"]
+                label = f"{run}: {name}"
+                alpha = 0.15 if count <= 7 else 0.05
+                _band(ax, table, metric, alpha, ls=ls, marker=marker, label=label, color=color[name])
+        ax.set(xlabel="graph size (vertices)", ylabel=CURVES[metric], ylim=(-0.02, 1.05))
+        title = f"{CURVES[metric]} vs. size; bands: 95% interval over {_seeds_phrase(tables)}{warning}"
+        ax.set_title(title, fontsize=9, color="C3" if mixed else "black")
+        _limits(ax, *summaries.values())
+        _legend(ax, count)
+        written.append(_save(fig, out, f"compare_{metric}_vs_size.png"))
+
+    with_pgr = [(r, v) for r, names in shown.items() for v in names if "pgr_beyond_n" in summaries[r]["variants"][v]]
+    if with_pgr:
+        fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * len(variants) + 2), 4.2))
+        offsets = {run: (i - (len(summaries) - 1) / 2) * 0.8 / len(summaries) for i, run in enumerate(summaries)}
+        for run in summaries:
+            for name in [v for r, v in with_pgr if r == run]:
+                pgr = summaries[run]["variants"][name]["pgr_beyond_n"]
+                low, high = pgr["ci95"]
+                x = variants.index(name) + offsets[run]
+                yerr = [[pgr["mean"] - low], [high - pgr["mean"]]]
+                ax.errorbar(x, pgr["mean"], yerr=yerr, fmt=style[run][1], capsize=3, color=color[name])
+        for run in summaries:  # the legend: one entry per run (marker); the variant is on the x axis
+            ax.plot([], [], style[run][1], color="0.3", label=run)
+        ax.axhline(1.0, color="0.3", ls=":", lw=1)
+        ax.axhline(0.0, color="0.3", ls=":", lw=1)
+        ax.set_xticks(range(len(variants)), variants, fontsize=7, rotation=30, ha="right")
+        spans = sorted({f"{n + 1}..{big_n}" for n, big_n in (limits(s) for s in summaries.values())})
+        ax.set(xlabel="variant", ylabel=f"PGR on sizes {', '.join(spans)} (1: oracle, 0: trivial)")
+        title = f"performance gap recovered beyond n; bars: 95% interval over {_seeds_phrase(tables)}{warning}"
+        ax.set_title(title, fontsize=9, color="C3" if mixed else "black")
+        ax.legend(fontsize=8, title="run", title_fontsize=8)
+        written.append(_save(fig, out, "compare_pgr_beyond_n.png"))
+    return written
+
+
+def _save(fig, out: Path, filename: str) -> str:
+    """The figure as out/filename (atomically), then closed; returns filename."""
     fig.tight_layout()
-    write_atomic(out / "pgr_vs_strength.png", lambda f: fig.savefig(f, format="png", dpi=150))
+    write_atomic(out / filename, lambda f: fig.savefig(f, format="png", dpi=150))
     plt.close(fig)
+    return filename
+
+
+def plot_training_curves(summary: dict, log: list[dict], out: Path) -> None:
+    """training_curves.png from a run's log.jsonl lines: loss and accuracy against step, pretraining on the
+    left, every evaluated variant's fine-tuning on the right (one thin line per seed, a colour per variant)."""
+    from experiment.rundir import PRETRAIN  # the phase names of the log
+
+    names = [n for n in summary["variants"] if n != "trivial"]
+    wide = len(names) > 7
+    fig, axes = plt.subplots(2, 2, figsize=(12.8 if wide else 10.4, 6.4), sharex="col")
+    for row, (metric, ylabel) in enumerate((("loss", "training loss"), ("acc", "training accuracy"))):
+        pretrain = [r for r in log if r["phase"] == PRETRAIN]
+        axes[row, 0].plot([r["step"] for r in pretrain], [r[metric] for r in pretrain], "k-", lw=1.2)
+        for name in names:
+            for i, seed in enumerate(sorted({r["phase"] for r in log if r["phase"].rsplit("-seed", 1)[0] == name})):
+                lines = [r for r in log if r["phase"] == seed]
+                axes[row, 1].plot(
+                    [r["step"] for r in lines],
+                    [r[metric] for r in lines],
+                    lw=0.8,
+                    alpha=0.7,
+                    color=_color(summary, name),
+                    label=name if i == 0 else None,
+                )
+        for col, phase in enumerate(("pretraining d(s,t)", "fine-tuning d(s,u), one line per seed")):
+            axes[row, col].set(ylabel=ylabel, yscale="log" if metric == "loss" else "linear")
+            axes[0, col].set_title(phase, fontsize=10)
+            axes[1, col].set(xlabel="step")
+    axes[1, 1].set_ylim(-0.02, 1.05)
+    axes[1, 0].set_ylim(-0.02, 1.05)
+    if names:
+        _legend(axes[0, 1], len(names))
+    fig.suptitle("training curves (log.jsonl; accuracy on the training batch, labelled graphs only)", fontsize=10)
+    _save(fig, out, "training_curves.png")

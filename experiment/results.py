@@ -10,6 +10,7 @@ from pathlib import Path
 from common.cli import UsageError
 from common.files import write_atomic, write_json
 from configs import config_changes
+from experiment import compare
 from experiment.metrics import METRICS
 
 
@@ -38,14 +39,17 @@ def refuse_to_replace(summary_path: Path, config: dict, eval_hash: str | None = 
     raise UsageError(f"{summary_path} holds results of {why}; pass --overwrite to replace them")
 
 
-def write_results(summary: dict, results_dir: Path) -> None:
-    """summary.json, metrics.csv and every plot, each written atomically."""
-    from experiment.plots import plot_all  # matplotlib: only where results are drawn
+def write_results(summary: dict, results_dir: Path, log: list[dict] | None = None) -> None:
+    """summary.json, metrics.csv and every plot, each written atomically; training_curves.png from the run's
+    `log` (log.jsonl lines) where given."""
+    from experiment.plots import plot_all, plot_training_curves  # matplotlib: only where results are drawn
 
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json(results_dir / "summary.json", summary)
     write_atomic(results_dir / "metrics.csv", lambda f: f.write(metrics_csv(summary).encode()))
     plot_all(summary, results_dir)
+    if log:
+        plot_training_curves(summary, log, results_dir)
 
 
 def metrics_csv(summary: dict) -> str:
@@ -66,3 +70,22 @@ def metrics_csv(summary: dict) -> str:
         for size, acc in summary["capability"].get(name, {}).items():
             writer.writerow(["capability", "size", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
     return out.getvalue()
+
+
+def write_comparison(
+    summaries: dict[str, dict], out: Path, variants: list[str] | None = None, mix: bool = False
+) -> list[str]:
+    """compare.csv (every number drawn), compare.md (the headline table) and the figures of a comparison of
+    results directories into `out`; returns the file names. UsageError (one line, nothing written) for runs
+    that are not comparable without `mix` (experiment/compare.py: check), or variants that no run has."""
+    from experiment.plots import plot_comparison
+
+    found = compare.check(summaries, mix)
+    shown = compare.select(summaries, variants)
+    out.mkdir(parents=True, exist_ok=True)
+    table = compare.to_csv(compare.rows(summaries, shown))
+    write_atomic(out / "compare.csv", lambda f: f.write(table.encode()))
+    markdown = compare.to_markdown(compare.headline(summaries, shown), summaries, found)
+    write_atomic(out / "compare.md", lambda f: f.write(markdown.encode()))
+    figures = plot_comparison(summaries, shown, compare.curves(summaries), out, found)
+    return ["compare.csv", "compare.md", *figures]

@@ -2,6 +2,7 @@
 
     RUN_DIR/config.json          the run's Config (a run never mixes configs)
     RUN_DIR/log.jsonl            one JSON line per phase and logged step
+    RUN_DIR/tb/PHASE/            the same numbers as TensorBoard event files (experiment/events.py)
     RUN_DIR/checkpoints/PHASE/   orbax checkpoints of one phase: "pretrain", or "VARIANT-seedSEED"
     RUN_DIR/eval_set.npz         the fixed evaluation set, and eval_set.sha256 its pinned content hash
 
@@ -21,6 +22,7 @@ from flax import nnx
 from common.cli import UsageError
 from common.files import filter_jsonl, write_atomic, write_json
 from configs import Config, config_changes
+from experiment.events import PhaseEvents, phase_dir
 from models.model import PathModel
 from models.objectives import PRETRAINED, variant
 
@@ -112,12 +114,15 @@ def load_or_make_eval_set(cfg: Config, run_dir: Path) -> tuple[dict, str]:
 
 class PhaseFiles:
     """The checkpoints and log lines of phases that train together (several seeds of a variant when vmapped).
-    Each phase keeps its own orbax checkpoints of {params, opt_state} and its own log lines."""
+    Each phase keeps its own orbax checkpoints of {params, opt_state}, its own log lines and TensorBoard
+    events (opened by `drop_log_after`, which every phase calls once before it logs)."""
 
     def __init__(self, run_dir: Path, phases: list[str]):
         self.phases = phases
         self.managers = [checkpoint_manager(run_dir, phase) for phase in phases]
+        self.run_dir = run_dir
         self.log = run_dir / "log.jsonl"
+        self.events: list[PhaseEvents] = []
 
     @property
     def directory(self) -> Path:
@@ -137,18 +142,38 @@ class PhaseFiles:
         self.managers[i].save(step, args=args)
 
     def wait(self) -> None:
-        """Until every checkpoint write in flight is whole on disk."""
+        """Until every checkpoint write in flight is whole on disk, and every logged number in the event files."""
         for manager in self.managers:
             manager.wait_until_finished()
+        for events in self.events:
+            events.close()
+        self.events = []
 
     def drop_log_after(self, step: int) -> None:
-        """Forgets these phases' log lines after `step`: a resumed run logs them again."""
+        """Forgets these phases' log lines after `step` (a resumed run logs them again) and starts their event
+        files afresh from the lines kept, so that TensorBoard shows exactly what log.jsonl holds."""
         filter_jsonl(self.log, lambda r: r["phase"] not in self.phases or r["step"] <= step)
+        records = read_log(self.run_dir)
+        self.events = [
+            PhaseEvents(phase_dir(self.run_dir, phase), [r for r in records if r["phase"] == phase])
+            for phase in self.phases
+        ]
 
-    def append_log(self, step: int, metrics: list[dict], examples_per_s: float) -> None:
+    def append_log(self, step: int, metrics: list[dict], extra: dict) -> None:
+        """One line per phase: its `metrics`, and `extra` (learning rate, examples/s) shared by them all."""
+        records = [{"phase": phase, "step": step, **m, **extra} for phase, m in zip(self.phases, metrics, strict=True)]
         with self.log.open("a") as f:
-            for phase, m in zip(self.phases, metrics, strict=True):
-                f.write(json.dumps({"phase": phase, "step": step, **m, "examples_per_s": examples_per_s}) + "\n")
+            f.writelines(json.dumps(record) + "\n" for record in records)
+        for events, record in zip(self.events, records, strict=True):
+            events.add(record)
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    """Every line of the run's log.jsonl (none if there is no log yet)."""
+    path = run_dir / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def checkpoint_manager(run_dir: Path, phase: str, create: bool = True) -> ocp.CheckpointManager:

@@ -157,17 +157,27 @@ def consistency_loss(
     """Consistency losses on unlabelled graphs, weighted by `weights` (one per registered condition). Every
     condition is computed: the weights are traced, so sweep cells that differ only in weights share one
     compiled program."""
+    return sum(weights[i] * term for i, term in enumerate(consistency_terms(model, variant, x, n_pad, vocab)))
+
+
+def consistency_terms(model: PathModel, variant: Variant, x: Unlabelled, n_pad: int, vocab: int) -> list[jax.Array]:
+    """Each registered condition's loss, unweighted, in the order of CONDITIONS."""
     q, from_s, from_t, d_hat = answers(model, variant, x, n_pad, vocab)
-    return sum(weights[i] * consistency.loss(name, q, from_s, from_t, d_hat) for i, name in enumerate(CONDITIONS))
+    return [consistency.loss(name, q, from_s, from_t, d_hat) for name in CONDITIONS]
 
 
-def finetune_loss(model: PathModel, batches: dict, weights: jax.Array, variant: Variant, n_pad: int, vocab: int):
+def finetune_loss(
+    model: PathModel, batches: dict, weights: jax.Array, variant: Variant, n_pad: int, vocab: int
+) -> tuple[jax.Array, dict]:
     """The fine-tuning objective on {"labelled": GraphBatch, "unlabelled": Unlabelled} (either may be absent):
-    report cross-entropy on labelled graphs plus the weighted consistency losses on unlabelled ones. The
-    accuracy is the labelled one (0 without labels)."""
-    loss, acc = jnp.float32(0), jnp.float32(0)
+    report cross-entropy on labelled graphs plus the weighted consistency losses on unlabelled ones. Beside
+    the loss: the labelled accuracy ("acc", 0 without labels) and, with unlabelled graphs, every condition's
+    unweighted loss ("consistency/NAME": all are computed anyway, see `consistency_loss`)."""
+    loss, metrics = jnp.float32(0), {"acc": jnp.float32(0)}
     if "labelled" in batches:
-        loss, acc = report_loss(model, batches["labelled"], variant, n_pad)
+        loss, metrics["acc"] = report_loss(model, batches["labelled"], variant, n_pad)
     if "unlabelled" in batches:
-        loss = loss + consistency_loss(model, variant, batches["unlabelled"], weights, n_pad, vocab)
-    return loss, acc
+        terms = consistency_terms(model, variant, batches["unlabelled"], n_pad, vocab)
+        loss = loss + sum(weights[i] * term for i, term in enumerate(terms))
+        metrics |= {f"consistency/{name}": term for name, term in zip(CONDITIONS, terms, strict=True)}
+    return loss, metrics

@@ -1,0 +1,163 @@
+"""Comparing results directories: the same curves of several runs side by side. Pure functions of loaded
+summaries (except `load_summaries`): what is comparable, what to show and the tables; the figures are
+experiment/plots.py: plot_comparison, and experiment/results.py: write_comparison writes both.
+
+Runs evaluated on different evaluation sets, or with a different n (labels end) or N (pretraining ends), are
+refused unless the caller asks to mix them; a mixed comparison says so in its table and on every figure."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from common.cli import UsageError
+
+# The curves by size that a comparison draws, where every run has them (withheld: once reporters land).
+CURVES = {
+    "acc": "d(s,u) accuracy",
+    "withheld": "withheld (knows d(s,u), reports otherwise)",
+    "coherent_wrong": "coherent but wrong (fraction of queries)",
+}
+
+
+def load_summaries(dirs: list[Path]) -> dict[str, dict]:
+    """Run label -> summary.json of each results directory; the label is the directory's name, or its whole
+    path where two names are the same. UsageError (one line) for a missing or unreadable summary."""
+    names = [d.name for d in dirs]
+    summaries = {}
+    for d in dirs:
+        path = d / "summary.json"
+        if not d.is_dir():
+            raise UsageError(f"{d} is not a directory")
+        try:
+            summary = json.loads(path.read_text())
+            summary["variants"], summary["eval_set_hash"], summary["n_report"]  # noqa: B018 - the keys we need
+        except FileNotFoundError:
+            raise UsageError(f"{d} holds no summary.json (not a results directory)") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UsageError(f"cannot read {path} ({type(e).__name__}: {e})") from None
+        summaries[d.name if names.count(d.name) == 1 else str(d)] = summary
+    if len(summaries) < len(dirs):
+        raise UsageError("the same results directory is given twice")
+    return summaries
+
+
+def limits(summary: dict) -> tuple[int, int]:
+    """(n, N): the largest labelled size and the largest pretraining size of a run."""
+    return summary["n_report"], summary["config"]["data"]["n_max"]
+
+
+def mismatches(summaries: dict[str, dict]) -> list[str]:
+    """What makes the runs not directly comparable, one phrase each (empty: comparable)."""
+    found = []
+    hashes = {run: s["eval_set_hash"] for run, s in summaries.items()}
+    if len(set(hashes.values())) > 1:
+        found.append("different evaluation sets (" + ", ".join(f"{r}: {h[:12]}…" for r, h in hashes.items()) + ")")
+    for i, what in enumerate(("n", "N")):
+        values = {run: limits(s)[i] for run, s in summaries.items()}
+        if len(set(values.values())) > 1:
+            found.append(f"different {what} (" + ", ".join(f"{r}: {v}" for r, v in values.items()) + ")")
+    return found
+
+
+def check(summaries: dict[str, dict], mix: bool) -> list[str]:
+    """The mismatches of `summaries`; UsageError (one line) if there are some and `mix` is false."""
+    found = mismatches(summaries)
+    if found and not mix:
+        raise UsageError(f"the runs are not comparable: {'; '.join(found)}; pass --mix to compare them anyway")
+    return found
+
+
+def select(summaries: dict[str, dict], variants: list[str] | None) -> dict[str, list[str]]:
+    """Run -> the variants to show: `variants` where the run has them (UsageError if none has one), else all."""
+    if variants is None:
+        return {run: list(s["variants"]) for run, s in summaries.items()}
+    missing = [v for v in variants if not any(v in s["variants"] for s in summaries.values())]
+    if missing:
+        raise UsageError(f"no run has the variant(s) {', '.join(missing)}")
+    return {run: [v for v in variants if v in s["variants"]] for run, s in summaries.items()}
+
+
+def curves(summaries: dict[str, dict]) -> list[str]:
+    """The metrics of CURVES that every run reports by size."""
+    rows = [row for s in summaries.values() for v in s["variants"].values() for row in v["by_size"].values()]
+    return [m for m in CURVES if all(m in row for row in rows)]
+
+
+def rows(summaries: dict[str, dict], shown: dict[str, list[str]]) -> list[dict]:
+    """Every number the figures show, one row each: by size for each curve, and PGR pooled over sizes n+1..N."""
+    out = []
+    for run, summary in summaries.items():
+        for name in shown[run]:
+            table = summary["variants"][name]
+            base = {"run": run, "variant": name, "seeds": table["seeds"]}
+            for metric in curves(summaries):
+                for size, row in sorted(table["by_size"].items(), key=lambda kv: int(kv[0])):
+                    low, high = row.get(f"{metric}_ci95", [row[metric], row[metric]])
+                    out.append({**base, "metric": metric, "size": size, "mean": row[metric], "low": low, "high": high})
+            if "pgr_beyond_n" in table:
+                pgr = table["pgr_beyond_n"]
+                n, big_n = limits(summary)
+                out.append(
+                    {**base, "metric": "pgr_beyond_n", "size": f"{n + 1}..{big_n}", "mean": pgr["mean"]}
+                    | dict(zip(("low", "high"), pgr["ci95"], strict=True))
+                )
+    return out
+
+
+def headline(summaries: dict[str, dict], shown: dict[str, list[str]]) -> list[dict]:
+    """Per run and variant: accuracy averaged over the sizes up to n, n+1..N and beyond N (each size counts
+    once), coherent-but-wrong over n+1..N, and PGR beyond n with its interval."""
+    out = []
+    for run, summary in summaries.items():
+        n, big_n = limits(summary)
+        for name in shown[run]:
+            table = summary["variants"][name]
+            by_size = {int(k): row for k, row in table["by_size"].items()}
+
+            def mean(metric: str, lo: int, hi: float, by_size=by_size) -> float | None:
+                values = [row[metric] for size, row in by_size.items() if lo <= size <= hi]
+                return sum(values) / len(values) if values else None
+
+            pgr = table.get("pgr_beyond_n")
+            out.append(
+                {
+                    "run": run,
+                    "variant": name,
+                    "seeds": table["seeds"],
+                    "acc ≤ n": mean("acc", 0, n),
+                    "acc n+1..N": mean("acc", n + 1, big_n),
+                    "acc > N": mean("acc", big_n + 1, float("inf")),
+                    "coherent_wrong n+1..N": mean("coherent_wrong", n + 1, big_n),
+                    "PGR beyond n": pgr and f"{pgr['mean']:.3f} [{pgr['ci95'][0]:.3f}, {pgr['ci95'][1]:.3f}]",
+                }
+            )
+    return out
+
+
+def to_csv(table: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(table[0]))
+    writer.writeheader()
+    writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()} for row in table)
+    return out.getvalue()
+
+
+def to_markdown(table: list[dict], summaries: dict[str, dict], found: list[str]) -> str:
+    """The headline table, under what was compared and, for a mixed comparison, a warning."""
+    runs = ", ".join(f"{run} (n={limits(s)[0]}, N={limits(s)[1]})" for run, s in summaries.items())
+    lines = [f"# Comparison: {runs}", ""]
+    if found:
+        lines += [f"**Mixed comparison, not directly comparable:** {'; '.join(found)}.", ""]
+    lines += [
+        "Accuracy and coherent-but-wrong: the mean over seeds at each size, averaged over the sizes of the range "
+        "(each size once). PGR: pooled over sizes n+1..N, mean [95% interval] over seeds. Every number by size: "
+        "compare.csv.",
+        "",
+        "| " + " | ".join(table[0]) + " |",
+        "|" + "---|" * len(table[0]),
+    ]
+    for row in table:
+        cells = ("—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values())
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

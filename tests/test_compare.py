@@ -1,0 +1,111 @@
+"""eval.py compare on fabricated results directories: the figures and the table hold both runs' numbers, runs on
+different evaluation sets or n/N are refused (one line, nothing written) unless --mix, which says so."""
+
+import copy
+import csv
+import json
+
+import pytest
+
+import eval as evaluation
+
+SIZES = range(3, 9)  # n = 4, N = 6, evaluated up to 8
+
+
+def summary(acc: float, eval_hash: str = "a" * 64, n_report: int = 4) -> dict:
+    """A summary.json with the fields a comparison reads: two variants, accuracy `acc` at every size."""
+
+    def row(value: float) -> dict:
+        return {
+            "acc": value,
+            "acc_ci95": [value - 0.05, value + 0.05],
+            "coherent_wrong": 1 - value,
+            "coherent_wrong_ci95": [0.9 - value, 1.1 - value],
+        }
+
+    def table(value: float) -> dict:
+        by_size = {str(n): row(value) for n in SIZES}
+        return {"seeds": 3, "by_size": by_size, "pgr_beyond_n": {"mean": value, "ci95": [value - 0.1, value + 0.1]}}
+
+    return {
+        "config": {"data": {"n_max": 6}, "experiment": {"variants": "frozen,oracle", "seeds": 3}},
+        "eval_set_hash": eval_hash,
+        "n_report": n_report,
+        "variants": {"frozen": table(acc), "oracle": table(0.9)},
+    }
+
+
+def results_dir(root, name: str, content: dict):
+    (root / name).mkdir()
+    (root / name / "summary.json").write_text(json.dumps(content))
+    return str(root / name)
+
+
+def compare(*argv: str) -> None:
+    evaluation.main(["compare", *argv])
+
+
+def test_compare_writes_both_runs_numbers(tmp_path):
+    base, bellman = results_dir(tmp_path, "quick", summary(0.25)), results_dir(tmp_path, "quick-bellman", summary(0.5))
+    compare(base, bellman, "--out", str(tmp_path / "out"))
+    out = tmp_path / "out"
+    for name in ("compare_acc_vs_size.png", "compare_coherent_wrong_vs_size.png", "compare_pgr_beyond_n.png"):
+        assert (out / name).stat().st_size > 10_000, name
+    assert not (out / "compare_withheld_vs_size.png").exists()  # no run reports it
+    rows = list(csv.DictReader((out / "compare.csv").open()))
+    acc = {(r["run"], r["variant"], r["size"]): float(r["mean"]) for r in rows if r["metric"] == "acc"}
+    assert acc[("quick", "frozen", "5")] == 0.25 and acc[("quick-bellman", "frozen", "5")] == 0.5
+    assert len(acc) == 2 * 2 * len(SIZES)
+    pgr = {(r["run"], r["variant"]): r for r in rows if r["metric"] == "pgr_beyond_n"}
+    assert (
+        float(pgr[("quick-bellman", "frozen")]["high"]) == pytest.approx(0.6)
+        and pgr[("quick", "frozen")]["size"] == "5..6"
+    )
+    markdown = (out / "compare.md").read_text()
+    assert "| quick | frozen | 3 | 0.250 | 0.250 | 0.250 | 0.750 | 0.250 [0.150, 0.350] |" in markdown
+    assert "| quick-bellman | frozen | 3 | 0.500 |" in markdown and "Mixed" not in markdown
+
+
+def test_variants_select_what_is_shown(tmp_path):
+    dirs = results_dir(tmp_path, "a", summary(0.25)), results_dir(tmp_path, "b", summary(0.5))
+    compare(*dirs, "--variants", "frozen", "--out", str(tmp_path / "out"))
+    assert {r["variant"] for r in csv.DictReader((tmp_path / "out" / "compare.csv").open())} == {"frozen"}
+
+
+@pytest.mark.parametrize(
+    "other, why",
+    [
+        (summary(0.5, eval_hash="b" * 64), "different evaluation sets (a: aaaaaaaaaaaa…, b: bbbbbbbbbbbb…)"),
+        (summary(0.5, n_report=5), "different n (a: 4, b: 5)"),
+    ],
+)
+def test_mixed_runs_are_refused_unless_asked(tmp_path, capsys, other, why):
+    dirs = results_dir(tmp_path, "a", summary(0.25)), results_dir(tmp_path, "b", other)
+    with pytest.raises(SystemExit) as exit:
+        compare(*dirs, "--out", str(tmp_path / "out"))
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count("\n") == 1 and why in err and "--mix" in err
+    assert err.startswith("eval.py: error: the runs are not comparable")
+    assert not (tmp_path / "out").exists()
+    compare(*dirs, "--out", str(tmp_path / "out"), "--mix")
+    assert f"**Mixed comparison, not directly comparable:** {why}" in (tmp_path / "out" / "compare.md").read_text()
+    assert (tmp_path / "out" / "compare_acc_vs_size.png").exists()
+
+
+def test_bad_directories_are_one_line_errors(tmp_path, capsys):
+    good = results_dir(tmp_path, "a", summary(0.25))
+    broken = copy.deepcopy(summary(0.5))
+    del broken["eval_set_hash"]
+    cases = [
+        ([good, str(tmp_path / "missing")], "is not a directory"),
+        ([good, str(tmp_path)], "holds no summary.json"),
+        ([good, results_dir(tmp_path, "broken", broken)], "cannot read"),
+        ([good], "at least two"),
+        ([good, results_dir(tmp_path, "b", summary(0.5)), "--variants", "honest"], "no run has the variant(s) honest"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit:
+            compare(*argv, "--out", str(tmp_path / "out"))
+        err = capsys.readouterr().err
+        assert exit.value.code == 2 and err.count("\n") == 1 and message in err, (argv, err)
+        assert not (tmp_path / "out").exists()

@@ -1,0 +1,66 @@
+"""results/README.md: one row per results directory, with the command that made it (recorded, or derived from
+the directory's name for older summaries), commit, hashes and headline; the committed index is current."""
+
+import json
+from pathlib import Path
+
+from configs import PRESETS
+from experiment.index import config_hash, index_markdown, index_rows, write_index
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def summary(**extra) -> dict:
+    pgr = {"mean": 0.5, "ci95": [0.25, 0.75]}
+    return {
+        "config": PRESETS["quick"].to_dict(),
+        "eval_set_hash": "e" * 64,
+        "capability": {"capability_ok": True},
+        "variants": {"trivial": {"seeds": 0}, "frozen": {"seeds": 3, "pgr_beyond_n": pgr}},
+        "provenance": {"code": {"commit": "c" * 40, "dirty": False}},
+        **extra,
+    }
+
+
+def test_the_index_lists_every_results_directory(tmp_path):
+    for name, content in {
+        "quick": summary(),
+        "quick-consistency": summary(),
+        "mine": summary(command="python train.py --preset quick --model.width 32"),
+    }.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(content))
+    (tmp_path / "compare").mkdir()  # a comparison: no summary.json, not a results directory
+    rows = {row["results"]: row for row in index_rows(tmp_path)}
+    assert set(rows) == {"[mine/](mine/)", "[quick/](quick/)", "[quick-consistency/](quick-consistency/)"}
+    assert rows["[quick/](quick/)"]["command"] == "`python train.py --preset quick`"
+    assert rows["[quick-consistency/](quick-consistency/)"]["command"].endswith("--sweep consistency`")
+    assert rows["[mine/](mine/)"]["command"] == "`python train.py --preset quick --model.width 32`"
+    assert rows["[quick/](quick/)"]["headline"] == "capability_ok true; PGR frozen 0.50 [0.25, 0.75]"
+    assert rows["[quick/](quick/)"]["evaluation set"] == "e" * 12 and rows["[quick/](quick/)"]["commit"] == "c" * 10
+    text = (write_index(tmp_path)).read_text()
+    assert text.count("\n| [") == 3
+
+
+def test_a_changed_config_is_derived_and_flagged(tmp_path):
+    old = summary()
+    old["config"]["model"]["width"] = 32
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "summary.json").write_text(json.dumps(old))
+    (row,) = index_rows(tmp_path)
+    assert row["command"] == "`python train.py --preset quick --model.width 32`"
+    assert row["config = preset now"] == "no: the preset changed model.width"
+
+
+def test_the_config_hash_ignores_the_variants():
+    config = PRESETS["quick"].to_dict()
+    sweep = json.loads(json.dumps(config))
+    sweep["experiment"]["variants"] = "frozen,oracle"
+    assert config_hash(config) == config_hash(sweep)
+    sweep["data"]["n_max"] += 1
+    assert config_hash(config) != config_hash(sweep)
+
+
+def test_the_committed_index_is_current():
+    expected = index_markdown(index_rows(ROOT / "results"))
+    assert (ROOT / "results" / "README.md").read_text() == expected, "run: python eval.py index"
