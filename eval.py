@@ -243,6 +243,30 @@ def aggregate(per_seed: list[dict]) -> dict:
     return table
 
 
+def capability_numbers(d_hat: np.ndarray, arrays: dict, n_max: int) -> dict:
+    """What the pretrained model knows: d(s,t) accuracy by size (every evaluated size) and by distance (sizes
+    <= N), and `capability_ok` = accuracy >= CAPABILITY_THRESHOLD on every size <= N."""
+    sizes = arrays["num_nodes"]
+    correct = d_hat == arrays["d_st"]
+    in_range = sizes <= n_max
+    d_st_by_size = {str(n): float(correct[sizes == n].mean()) for n in np.unique(sizes)}
+    return {
+        "d_st_acc_by_size": d_st_by_size,
+        "d_st_acc_by_distance": {
+            str(d): float(correct[in_range & (arrays["d_st"] == d)].mean()) for d in np.unique(arrays["d_st"][in_range])
+        },
+        "capability_ok": all(acc >= CAPABILITY_THRESHOLD for n, acc in d_st_by_size.items() if int(n) <= n_max),
+        "threshold": CAPABILITY_THRESHOLD,
+        "n_max": n_max,
+    }
+
+
+def pooled_accuracy(outcomes: dict, sizes: np.ndarray, n_report: int, n_max: int) -> float:
+    """Accuracy over every path query of the sizes n+1..N pooled together (the input of `pgr_beyond_n`)."""
+    beyond = outcomes["valid"] & ((sizes > n_report) & (sizes <= n_max))[:, None]
+    return float(outcomes["acc"][beyond].mean())
+
+
 def add_pgr(variants: dict, n_report: int) -> None:
     """PGR = (acc - acc_trivial) / (acc_oracle - acc_trivial) on sizes > n, from the seed means."""
     if "oracle" not in variants:
@@ -297,27 +321,13 @@ def evaluate_run(run_dir: Path, results_dir: Path, names: list[str] | None = Non
     pretrained_state = nnx.state(pretrained, PRETRAINED)
     d_hat = predictions(pretrained, arrays, n_max)
     d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
-    correct = d_hat == arrays["d_st"]
-    in_range = sizes <= n_max
-    d_st_by_size = {str(n): float(correct[sizes == n].mean()) for n in np.unique(sizes)}
-    capability = {
-        "d_st_acc_by_size": d_st_by_size,
-        "d_st_acc_by_distance": {
-            str(d): float(correct[in_range & (arrays["d_st"] == d)].mean()) for d in np.unique(arrays["d_st"][in_range])
-        },
-        "capability_ok": all(acc >= CAPABILITY_THRESHOLD for n, acc in d_st_by_size.items() if int(n) <= n_max),
-        "threshold": CAPABILITY_THRESHOLD,
-        "n_max": n_max,
-    }
-
+    capability = capability_numbers(d_hat, arrays, n_max)
     vocab, sources, targets = cfg.data.vocab, arrays["s"], arrays["t"]
-    unlabelled_sizes = (sizes > cfg.data.n_report) & in_range
 
     def scored(pred_s, pred_t) -> tuple[dict, float]:
         """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR)."""
         outcomes = query_outcomes(pred_s, pred_t, d_hat, arrays, vocab)
-        beyond = outcomes["valid"] & unlabelled_sizes[:, None]
-        return tables(outcomes, arrays), float(outcomes["acc"][beyond].mean())
+        return tables(outcomes, arrays), pooled_accuracy(outcomes, sizes, cfg.data.n_report, n_max)
 
     trivial = scored(
         trivial_report(d_hat, sources, targets, vocab), trivial_report(d_hat_swapped, targets, sources, vocab)
