@@ -179,6 +179,11 @@ def test_pooled_pgr_against_oracle_minus_floor():
     assert variants["probe"]["pgr_beyond_n"] == {"mean": pytest.approx(1.0), "ci95": [pytest.approx(1.0)] * 2}
     assert variants["trivial"]["pgr_beyond_n"]["mean"] == pytest.approx(0)
     assert variants["oracle"]["pgr_beyond_n"]["mean"] == pytest.approx(1.0)
+    # No gap between the oracle and the floor: no PGR at all (not a division by zero).
+    flat = {"trivial": [0.5], "oracle": [0.5, 0.5], "frozen": [0.7]}
+    variants = {name: {} for name in flat}
+    add_pooled_pgr(variants, flat)
+    assert variants == {name: {} for name in flat}
 
 
 def capability_fixture(correct_by_size: dict[int, int], per_size: int = 20):
