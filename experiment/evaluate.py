@@ -10,7 +10,15 @@ from tqdm import tqdm
 
 from common.cli import UsageError
 from common.provenance import provenance
-from experiment.metrics import add_pgr, add_pooled_pgr, aggregate, capability, query_outcomes, tables
+from experiment.metrics import (
+    add_pgr,
+    add_pooled_pgr,
+    aggregate,
+    capability,
+    pooled_accuracy,
+    query_outcomes,
+    tables,
+)
 from experiment.predict import predictions, trivial_report
 from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
@@ -55,13 +63,11 @@ def evaluate_run(
     progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
     d_hat = predictions(pretrained, arrays, n_max)
     d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
-    unlabelled_sizes = (sizes > cfg.data.n_report) & (sizes <= n_max)
 
     def scored(pred_s, pred_t) -> tuple[dict, float]:
         """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR)."""
         outcomes = query_outcomes(pred_s, pred_t, d_hat, arrays, vocab)
-        beyond = outcomes["valid"] & unlabelled_sizes[:, None]
-        return tables(outcomes, arrays), float(outcomes["acc"][beyond].mean())
+        return tables(outcomes, arrays), pooled_accuracy(outcomes, sizes, cfg.data.n_report, n_max)
 
     sources, targets = arrays["s"], arrays["t"]
     trivial = scored(

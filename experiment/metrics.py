@@ -96,6 +96,12 @@ def aggregate(per_seed: list[dict]) -> dict:
     return table
 
 
+def pooled_accuracy(outcomes: dict, sizes: np.ndarray, n_report: int, n_max: int) -> float:
+    """Accuracy over every path query of the sizes n+1..N pooled together (the input of `pgr_beyond_n`)."""
+    beyond = outcomes["valid"] & ((sizes > n_report) & (sizes <= n_max))[:, None]
+    return float(outcomes["acc"][beyond].mean())
+
+
 def add_pgr(variants: dict, n_report: int) -> None:
     """PGR = (acc - acc_trivial) / (acc_oracle - acc_trivial) on sizes > n, from the seed means."""
     if "oracle" not in variants:

@@ -10,6 +10,7 @@ It also knows how to rebuild a phase's model from those files (`load_pretrained`
 """
 
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -189,7 +190,8 @@ def _restore(manager: ocp.CheckpointManager, step: int, **items) -> dict:
     try:
         restored = manager.restore(step, args=args)
     except Exception as e:  # orbax raises many types for missing, truncated or mismatched files
-        # The hook stays: reads still in flight when orbax gave up land later, up to interpreter exit.
+        # The hook and the filter stay: reads still in flight when orbax gave up land later, up to interpreter exit.
+        logging.getLogger("asyncio").addFilter(_drop_orphaned_task_errors)
         reason = (str(e).strip().splitlines() or [""])[0][:200]
         raise RunError(f"cannot restore checkpoint {manager.directory}/{step}: {type(e).__name__}: {reason}") from None
     sys.unraisablehook = hook
@@ -203,6 +205,13 @@ def _ignore_closed_event_loop(unraisable) -> None:
     error = unraisable.exc_value
     if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
         sys.__unraisablehook__(unraisable)
+
+
+def _drop_orphaned_task_errors(record: logging.LogRecord) -> bool:
+    """The same noise through asyncio's logger: the tasks of a failed orbax restore are garbage-collected with
+    their exception unread, and asyncio logs 'Task exception was never retrieved' for each, after the real
+    error (which _restore reports)."""
+    return not str(record.msg).startswith("Task exception was never retrieved")
 
 
 # ---------------------------------------------------------------------------------------------------------

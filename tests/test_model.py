@@ -41,10 +41,20 @@ def test_padding_and_edge_order_do_not_change_outputs(encoder, batch):
 
 
 def test_report_and_probe_heads_answer_every_query(batch):
+    """Each query gets its own answer: the same as when asked alone, and depending on the vertex asked about."""
     model = PathModel(ModelConfig(width=16, heads=2), VOCAB, nnx.Rngs(0))
     encoded = model.encode(batch.edges, batch.edge_mask, batch.s, batch.t, N_PAD)
-    assert model.report(encoded, batch.path).shape == (10, N_PAD, VOCAB)
-    assert model.probe_logits(encoded, batch.edges, batch.edge_mask, batch.path).shape == (10, N_PAD, VOCAB)
+    heads = {
+        "report": lambda u: model.report(encoded, u),
+        "probe": lambda u: model.probe_logits(encoded, batch.edges, batch.edge_mask, u),
+    }
+    for name, head in heads.items():
+        together = head(batch.path)
+        assert together.shape == (10, N_PAD, VOCAB), name
+        for j in (0, 1, N_PAD - 1):
+            np.testing.assert_allclose(head(batch.path[:, j : j + 1])[:, 0], together[:, j], atol=1e-5, err_msg=name)
+        # s and t (first two path entries) get different answers: the query reads the vertex it is about.
+        assert not np.allclose(together[:, 0], together[:, 1], atol=1e-4), name
 
 
 def test_few_steps_reduce_the_loss():

@@ -1,8 +1,11 @@
+import csv
 import json
 import shutil
 from functools import partial
 
+import pytest
 from conftest import TINY, run_script
+from matplotlib.image import imread
 
 train = partial(run_script, "train.py")
 
@@ -20,8 +23,24 @@ def test_run_writes_log_and_results(finished_run):
     assert {x["phase"] for x in lines} == {"pretrain"} | {
         f"{v}-seed{s}" for v in ["frozen", "trainable", "trainable+dst", "oracle", "probe"] for s in (100, 101)
     }
-    for name in ["summary.json", "metrics.csv", "accuracy_vs_size.png", "coherent_wrong_vs_size.png"]:
-        assert (finished_run / "results" / name).stat().st_size > 0
+    results = finished_run / "results"
+    summary = json.loads((results / "summary.json").read_text())
+    # metrics.csv holds exactly the summary's numbers: every metric of every variant, size and distance.
+    with (results / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    written = {(r["variant"], r["by"], r["value"], r["metric"]): r for r in rows}
+    for name, table in summary["variants"].items():
+        for by in ("size", "distance"):
+            for value, row in table[f"by_{by}"].items():
+                for metric in ("acc", "mae", "coherent_wrong", "incoherent"):
+                    line = written[(name, by, value, metric)]
+                    assert float(line["mean"]) == pytest.approx(row[metric], rel=1e-5, abs=1e-9)
+                    assert int(line["seeds"]) == table["seeds"]
+    for size, acc in summary["capability"]["d_st_acc_by_size"].items():
+        assert float(written[("capability", "size", size, "d_st_acc")]["mean"]) == pytest.approx(acc, rel=1e-5)
+    for name in ["accuracy_vs_size.png", "coherent_wrong_vs_size.png", "capability_vs_report.png"]:
+        image = imread(results / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0, name  # a real, non-blank picture
 
 
 def test_existing_run_needs_resume_or_overwrite(finished_run):

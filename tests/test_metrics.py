@@ -1,0 +1,210 @@
+"""Every reported number against a fixture computed by hand: per-size and per-distance acc and mae (off-path
+vertices excluded), the consistency outcomes with a constructed coherent-but-wrong answer, PGR per size and
+pooled, the 95% interval for every seed count the presets use, capability_ok at the boundary size N and the
+trivial baseline. All pure numpy (the checks run in JAX on tiny arrays): no model, no training."""
+
+import numpy as np
+import pytest
+
+from experiment.metrics import (
+    CAPABILITY_THRESHOLD,
+    METRICS,
+    add_pgr,
+    add_pooled_pgr,
+    aggregate,
+    capability,
+    mean_ci,
+    path_labels,
+    pooled_accuracy,
+    query_outcomes,
+    tables,
+)
+from experiment.predict import trivial_report
+from models.consistency import CONDITIONS
+
+VOCAB = 7
+# Three examples (ids 1..7; absent ids are answered 0).
+#   A, size 5: path 1-2-3-4 (s=1, t=4), vertex 5 hangs off 2. Truthful on the path; off the path, vertex 5 is
+#      answered 6: that makes vertex 2 fail edge_lipschitz, and must not count against accuracy.
+#   B, size 6: the path 1-2-3-4-5-6 (s=1, t=6). Answers 0 2 3 4 1 5: a permutation of 0..5 with both ends right,
+#      d(t,.) = 5 - d(s,.). Vertex 3 (truth 2) answers 3 = 1 + min(2, 4) of its neighbours and is within 1 of
+#      both: it passes every check and is wrong, coherent but wrong. Every other vertex has a neighbour more
+#      than 1 away (incoherent); vertices 1 and 6 are right, 2..5 wrong.
+#   C, size 5: A's graph answered by the trivial guess (0 2 2 3 2 ...): path_permutation fails everywhere.
+ARRAYS = {
+    "edges": np.array(
+        [
+            [[1, 2], [2, 3], [3, 4], [2, 5], [0, 0]],
+            [[1, 2], [2, 3], [3, 4], [4, 5], [5, 6]],
+            [[2, 1], [3, 2], [4, 3], [5, 2], [0, 0]],
+        ]
+    ),
+    "edge_mask": np.array([[True] * 4 + [False], [True] * 5, [True] * 4 + [False]]),
+    "s": np.array([1, 1, 1]),
+    "t": np.array([4, 6, 4]),
+    "path": np.array([[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 0, 0]]),
+    "path_len": np.array([4, 6, 4]),
+    "d_st": np.array([3, 5, 3]),
+    "num_nodes": np.array([5, 6, 5]),
+}
+D_HAT = np.array([3, 5, 3])
+PRED_S = np.array([[0, 1, 2, 3, 6, 0, 0], [0, 2, 3, 4, 1, 5, 0], [0, 2, 2, 3, 2, 2, 2]])
+PRED_T = np.array([[3, 2, 1, 0, 3, 0, 0], [5, 3, 2, 1, 4, 0, 0], [3, 2, 2, 0, 2, 2, 2]])
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    return query_outcomes(PRED_S, PRED_T, D_HAT, ARRAYS, VOCAB)
+
+
+def test_path_labels_are_positions_on_the_path_and_minus_one_elsewhere():
+    assert path_labels(ARRAYS, VOCAB).tolist() == [
+        [0, 1, 2, 3, -1, -1, -1],
+        [0, 1, 2, 3, 4, 5, -1],
+        [0, 1, 2, 3, -1, -1, -1],
+    ]
+
+
+def test_query_outcomes_per_vertex(outcomes):
+    on_path = outcomes["valid"]
+    assert on_path.sum() == 14
+    assert outcomes["acc"][on_path].tolist() == [1, 1, 1, 1] + [1, 0, 0, 0, 0, 1] + [1, 0, 1, 1]
+    assert outcomes["mae"][on_path].tolist() == [0, 0, 0, 0] + [0, 1, 1, 1, 3, 0] + [0, 1, 0, 0]
+    assert outcomes["incoherent"][on_path].tolist() == [0, 1, 0, 0] + [1, 1, 0, 1, 1, 1] + [1, 1, 1, 1]
+    assert outcomes["coherent_wrong"][on_path].tolist() == [0, 0, 0, 0] + [0, 0, 1, 0, 0, 0] + [0, 0, 0, 0]
+    assert (outcomes["consistent"] == ~outcomes["incoherent"]).all()
+
+
+def test_a_coherent_but_wrong_answer_passes_every_single_check(outcomes):
+    """B's vertex 3: every condition alone passes there, and the answer is wrong."""
+    for name in CONDITIONS:
+        assert outcomes[f"pass_{name}"][1, 2], name
+    assert outcomes["label"][1, 2] == 2 and PRED_S[1, 2] == 3
+
+
+def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):
+    got = tables(outcomes, ARRAYS)
+    by_size, by_distance = got["by_size"], got["by_distance"]
+    assert set(by_size) == {"5", "6"} and set(by_distance) == {"0", "1", "2", "3", "4", "5"}
+    assert set(by_size["5"]) == set(METRICS)
+    expected_size = {  # size: (acc, mae, incoherent, coherent_wrong, consistent)
+        "5": (7 / 8, 1 / 8, 5 / 8, 0, 3 / 8),
+        "6": (2 / 6, 6 / 6, 5 / 6, 1 / 6, 1 / 6),
+    }
+    for size, (acc, mae, incoherent, coherent_wrong, consistent) in expected_size.items():
+        row = by_size[size]
+        assert row["acc"] == pytest.approx(acc) and row["mae"] == pytest.approx(mae), size
+        assert row["incoherent"] == pytest.approx(incoherent) and row["consistent"] == pytest.approx(consistent)
+        assert row["coherent_wrong"] == pytest.approx(coherent_wrong), size
+    assert by_size["5"]["pass_edge_lipschitz"] == pytest.approx(5 / 8)  # A's vertex 2, C's 1 and 2 (0 next to 2)
+    assert by_size["5"]["pass_path_permutation"] == pytest.approx(4 / 8)  # C fails it everywhere
+    expected_distance = {"0": (1, 0), "1": (1 / 3, 2 / 3), "2": (2 / 3, 1 / 3), "3": (2 / 3, 1 / 3)}
+    expected_distance |= {"4": (0, 3), "5": (1, 0)}
+    for distance, (acc, mae) in expected_distance.items():
+        row = by_distance[distance]
+        assert (row["acc"], row["mae"]) == pytest.approx((acc, mae)), distance
+    assert by_distance["2"]["coherent_wrong"] == pytest.approx(1 / 3)
+    assert by_distance["3"]["coherent_wrong"] == 0
+
+
+def test_pooled_accuracy_covers_the_path_queries_of_sizes_n_plus_1_to_N_only(outcomes):
+    sizes = ARRAYS["num_nodes"]
+    assert pooled_accuracy(outcomes, sizes, n_report=5, n_max=6) == pytest.approx(2 / 6)  # B alone
+    assert pooled_accuracy(outcomes, sizes, n_report=4, n_max=5) == pytest.approx(7 / 8)  # A and C, not B (> N)
+    assert pooled_accuracy(outcomes, sizes, n_report=4, n_max=6) == pytest.approx(9 / 14)
+
+
+def test_trivial_report_by_hand():
+    d_hat, s, t = np.array([4, 6, 3]), np.array([2, 5, 1]), np.array([5, 1, 3])
+    assert trivial_report(d_hat, s, t, 6).tolist() == [
+        [2, 0, 2, 2, 4, 2],
+        [6, 3, 3, 3, 0, 3],
+        [0, 2, 3, 2, 2, 2],
+    ]
+    # On the fixture: trivial answers are exactly C's, and score what C scores.
+    assert trivial_report(D_HAT[2:], ARRAYS["s"][2:], ARRAYS["t"][2:], VOCAB)[0, :4].tolist() == PRED_S[2, :4].tolist()
+
+
+# Two-sided 95% Student-t quantiles t(0.975, df), from the standard table.
+STUDENT_T = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764}
+
+
+@pytest.mark.parametrize(
+    ("values", "mean", "sd"),
+    [
+        ([0.5], 0.5, None),  # 1 seed: the mean alone
+        ([0.4, 0.6], 0.5, 0.1 * 2**0.5),
+        ([0.2, 0.4, 0.6], 0.4, 0.2),
+        ([0.1, 0.2, 0.3, 0.4, 0.5], 0.3, (0.025) ** 0.5),
+    ],
+)
+def test_mean_and_95_interval_for_every_seed_count_the_presets_use(values, mean, sd):
+    got = mean_ci(values)
+    if sd is None:
+        assert got == (mean, mean, mean)
+        return
+    half = STUDENT_T[len(values) - 1] * sd / len(values) ** 0.5
+    assert got == pytest.approx((mean, mean - half, mean + half), abs=1e-4)
+
+
+def test_aggregate_gives_seed_means_and_intervals_of_every_metric():
+    seeds = [{"5": {m: value for m in METRICS}} for value in (0.2, 0.4, 0.6)]
+    row = aggregate(seeds)["5"]
+    half = STUDENT_T[2] * 0.2 / 3**0.5
+    for m in METRICS:
+        assert row[m] == pytest.approx(0.4) and row[f"{m}_ci95"] == pytest.approx([0.4 - half, 0.4 + half], abs=1e-4)
+
+
+def test_pgr_per_size_from_seed_means():
+    def table(*accs):
+        return {"by_size": {str(size): {"acc": acc} for size, acc in zip((4, 5, 6), accs, strict=True)}}
+
+    variants = {"trivial": table(0.5, 0.2, 0.3), "oracle": table(0.9, 0.8, 0.3), "frozen": table(0.7, 0.65, 0.9)}
+    add_pgr(variants, n_report=4)
+    frozen = variants["frozen"]["by_size"]
+    assert "pgr" not in frozen["4"]
+    assert frozen["5"]["pgr"] == pytest.approx((0.65 - 0.2) / (0.8 - 0.2))
+    assert frozen["6"]["pgr"] is None  # no gap between oracle and trivial: PGR undefined, not infinite
+    assert variants["trivial"]["by_size"]["5"]["pgr"] == pytest.approx(0)
+
+
+def test_pooled_pgr_against_oracle_minus_floor():
+    pooled = {"trivial": [0.2], "oracle": [0.8, 0.6], "frozen": [0.5, 0.4, 0.6], "probe": [0.7]}
+    variants = {name: {} for name in pooled}
+    add_pooled_pgr(variants, pooled)
+    # floor 0.2, top = oracle mean 0.7: frozen's per-seed PGR 0.6, 0.4, 0.8.
+    frozen = variants["frozen"]["pgr_beyond_n"]
+    half = STUDENT_T[2] * 0.2 / 3**0.5
+    assert frozen["mean"] == pytest.approx(0.6) and frozen["ci95"] == pytest.approx([0.6 - half, 0.6 + half], abs=1e-4)
+    assert variants["probe"]["pgr_beyond_n"] == {"mean": pytest.approx(1.0), "ci95": [pytest.approx(1.0)] * 2}
+    assert variants["trivial"]["pgr_beyond_n"]["mean"] == pytest.approx(0)
+    assert variants["oracle"]["pgr_beyond_n"]["mean"] == pytest.approx(1.0)
+    # No gap between the oracle and the floor: no PGR at all (not a division by zero).
+    flat = {"trivial": [0.5], "oracle": [0.5, 0.5], "frozen": [0.7]}
+    variants = {name: {} for name in flat}
+    add_pooled_pgr(variants, flat)
+    assert variants == {name: {} for name in flat}
+
+
+def capability_fixture(correct_by_size: dict[int, int], per_size: int = 20):
+    """d(s,t) answered right on `correct_by_size[n]` of `per_size` examples of each size n."""
+    sizes = np.repeat(list(correct_by_size), per_size)
+    d_st = np.tile(np.arange(per_size) % 3 + 1, len(correct_by_size))
+    right = np.concatenate([np.arange(per_size) < k for k in correct_by_size.values()])
+    return np.where(right, d_st, 0), {"num_nodes": sizes, "d_st": d_st}
+
+
+def test_capability_ok_at_the_boundary_size_N():
+    assert CAPABILITY_THRESHOLD == 0.95
+    # 19/20 = 0.95 exactly meets the bar; sizes beyond N = 6 do not count.
+    d_hat, arrays = capability_fixture({5: 20, 6: 19, 7: 0})
+    got = capability(d_hat, arrays, n_max=6)
+    assert got["capability_ok"] is True
+    assert got["d_st_acc_by_size"] == {"5": 1.0, "6": 0.95, "7": 0.0}
+    # By distance, sizes <= N only: distances 1, 2, 3 on 14, 14, 12 examples; the one miss (size 6's 20th
+    # example, 19 % 3 + 1 = 2) is at distance 2. Size 7's misses would make every distance < 1.
+    assert got["d_st_acc_by_distance"] == pytest.approx({"1": 1.0, "2": 13 / 14, "3": 1.0})
+    # One more miss at size N fails the run; the same miss at N + 1 would not.
+    assert capability(*capability_fixture({5: 20, 6: 18, 7: 0}), n_max=6)["capability_ok"] is False
+    assert capability(*capability_fixture({5: 20, 6: 18, 7: 0}), n_max=5)["capability_ok"] is True
+    assert capability(*capability_fixture({5: 18, 6: 20}), n_max=6)["capability_ok"] is False
