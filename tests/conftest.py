@@ -12,7 +12,10 @@ enable_compilation_cache()
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from experiment.rundir import read_log  # noqa: E402
 
 TINY = ["--preset", "tiny"]
 
@@ -28,3 +31,23 @@ def finished_run(tmp_path_factory):
     result = run_script("train.py", *TINY, "--run-dir", str(base / "run"), "--results-dir", str(base / "results"))
     assert result.returncode == 0, result.stderr
     return base
+
+
+# A graph small enough to check by hand: path s=1 - 2 - 3 - 4=t, vertex 5 hangs off 2; ids 1..6 (6 absent).
+# d(s,t) = 3. HAND_FROM_S / HAND_FROM_T are the true d(s,v) and d(t,v) for ids 1..6 (0 for the absent id).
+HAND_VOCAB = 6
+HAND_GRAPH = {
+    "edges": np.array([[[1, 2], [2, 3], [3, 4], [2, 5], [0, 0]]]),
+    "edge_mask": np.array([[True] * 4 + [False]]),
+    "s": np.array([1]),
+    "t": np.array([4]),
+    "path": np.array([[1, 2, 3, 4, 0]]),
+    "path_len": np.array([4]),
+}
+HAND_FROM_S = [0, 1, 2, 3, 2, 0]
+HAND_FROM_T = [3, 2, 1, 0, 3, 0]
+
+
+def log_records(run_dir) -> list[tuple]:
+    """(phase, step, loss, acc) of every line of a run's log.jsonl, in order."""
+    return [(r["phase"], r["step"], r["loss"], r["acc"]) for r in read_log(run_dir)]

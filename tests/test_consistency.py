@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import HAND_FROM_S, HAND_FROM_T, HAND_GRAPH, HAND_VOCAB
 from flax import nnx
 
 from graphgen import sample_batch
@@ -14,13 +15,9 @@ from models.consistency import CONDITIONS, Question, loss, passes, question
 from models.model import ModelConfig, PathModel
 from models.objectives import Unlabelled, consistency_loss, unlabelled, variant
 
-# Path s=1 - 2 - 3 - 4=t, vertex 5 hangs off 2; ids 1..6 (6 absent). d(s,t) = 3.
-VOCAB = 6
-EDGES = jnp.array([[[1, 2], [2, 3], [3, 4], [2, 5], [0, 0]]])
-Q = question(EDGES, EDGES[..., 0] > 0, jnp.array([1]), jnp.array([4]), jnp.array([[1, 2, 3, 4, 0]]), VOCAB)
+VOCAB, FROM_S, FROM_T = HAND_VOCAB, HAND_FROM_S, HAND_FROM_T
+Q = question(*(jnp.asarray(HAND_GRAPH[k]) for k in ("edges", "edge_mask", "s", "t", "path")), VOCAB)
 D_HAT = jnp.array([3])
-FROM_S = [0, 1, 2, 3, 2, 0]  # true d(s, v) for ids 1..6 (id 6 is not in the graph)
-FROM_T = [3, 2, 1, 0, 3, 0]
 
 
 def check(name, from_s, from_t):

@@ -4,7 +4,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import HAND_FROM_S, HAND_FROM_T, HAND_GRAPH, HAND_VOCAB, run_script
 
 from experiment.metrics import add_pgr, mean_ci, query_outcomes
 from experiment.predict import trivial_report
@@ -12,16 +12,7 @@ from models.consistency import CONDITIONS
 
 evaluate = partial(run_script, "eval.py")
 
-# One example: path s=1 - 2 - 3 - 4=t, vertex 5 hangs off 2; ids 1..6 (6 absent). d(s,t) = 3.
-VOCAB = 6
-ARRAYS = {
-    "edges": np.array([[[1, 2], [2, 3], [3, 4], [2, 5], [0, 0]]]),
-    "edge_mask": np.array([[True] * 4 + [False]]),
-    "s": np.array([1]),
-    "t": np.array([4]),
-    "path": np.array([[1, 2, 3, 4, 0]]),
-    "path_len": np.array([4]),
-}
+VOCAB, ARRAYS = HAND_VOCAB, HAND_GRAPH
 D_HAT = np.array([3])
 ON_PATH = np.array([[True] * 4 + [False] * 2])
 
@@ -31,7 +22,7 @@ def outcomes(from_s, from_t):
 
 
 def test_truthful_answers_are_correct_and_consistent():
-    out = outcomes([0, 1, 2, 3, 2, 0], [3, 2, 1, 0, 3, 0])
+    out = outcomes(HAND_FROM_S, HAND_FROM_T)
     assert (out["valid"] == ON_PATH).all() and out["label"][ON_PATH].tolist() == [0, 1, 2, 3]
     assert out["acc"][ON_PATH].all() and out["consistent"][ON_PATH].all() and not out["coherent_wrong"].any()
     assert all(out[f"pass_{name}"][ON_PATH].all() for name in CONDITIONS)

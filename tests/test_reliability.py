@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import TINY, run_script
+from conftest import TINY, log_records, run_script
 
 from common.provenance import PACKAGES, code_version
 from graphgen.dataset import load, save
@@ -26,10 +26,6 @@ ORBAX_TMP = "checkpoints/*/*.orbax-checkpoint-tmp"  # what orbax writes into bef
 
 def summary(results) -> dict:
     return json.loads((results / "summary.json").read_text())
-
-
-def log_records(run) -> list[tuple]:
-    return [(x["phase"], x["step"], x["loss"], x["acc"]) for x in map(json.loads, (run / "log.jsonl").open())]
 
 
 def one_line_exit_2(result: subprocess.CompletedProcess, *needles: str, progress: bool = False) -> None:

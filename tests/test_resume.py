@@ -5,7 +5,6 @@ bit where an uninterrupted run ends: parameters, optimizer state and every logge
 that discarding the restored optimizer state would be seen."""
 
 import dataclasses
-import json
 import logging
 import shutil
 
@@ -13,6 +12,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from conftest import log_records
 from flax import nnx
 
 from configs import PRESETS
@@ -79,10 +79,6 @@ def final_state(run_dir, phase: str, steps: int) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(restored)]
 
 
-def log(run_dir) -> list[tuple]:
-    return [(r["phase"], r["step"], r["loss"], r["acc"]) for r in map(json.loads, (run_dir / "log.jsonl").open())]
-
-
 def bit_equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
@@ -98,14 +94,14 @@ def test_a_phase_killed_midway_resumes_from_its_checkpoint_to_the_same_bits(phas
         run_phase(phase, killed, monkeypatch, kill_at=kill_at)
     saved = sorted(int(p.name) for p in (killed / "checkpoints" / phase).iterdir())
     assert saved[-1] == checkpoint < kill_at < opt.steps  # killed after a checkpoint, before the last step
-    assert log(killed)[-1][1] == kill_at  # steps after the checkpoint were logged, and must not be logged twice
+    assert log_records(killed)[-1][1] == kill_at  # steps after the checkpoint were logged, and must not be logged twice
     control = tmp_path / "control"
     shutil.copytree(killed, control)
 
     resumed = run_phase(phase, killed, monkeypatch)
     assert resumed[0] == checkpoint > 0 and resumed == list(range(checkpoint, opt.steps))
     assert bit_equal(final_state(killed, phase, opt.steps), final_state(whole, phase, opt.steps))
-    assert log(killed) == log(whole)
+    assert log_records(killed) == log_records(whole)
 
     # Control: a resume that restored the parameters but started the optimizer afresh ends elsewhere.
     restore = rundir._restore

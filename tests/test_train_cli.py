@@ -4,8 +4,10 @@ import shutil
 from functools import partial
 
 import pytest
-from conftest import TINY, run_script
+from conftest import TINY, log_records, run_script
 from matplotlib.image import imread
+
+from experiment.rundir import read_log
 
 train = partial(run_script, "train.py")
 
@@ -18,7 +20,7 @@ def test_help_documents_every_field():
 
 
 def test_run_writes_log_and_results(finished_run):
-    lines = [json.loads(line) for line in (finished_run / "run" / "log.jsonl").read_text().splitlines()]
+    lines = read_log(finished_run / "run")
     assert [x["step"] for x in lines if x["phase"] == "pretrain"] == [5, 10, 15, 20]
     assert {x["phase"] for x in lines} == {"pretrain"} | {
         f"{v}-seed{s}" for v in ["frozen", "trainable", "trainable+dst", "oracle", "probe"] for s in (100, 101)
@@ -50,13 +52,9 @@ def test_existing_run_needs_resume_or_overwrite(finished_run):
     assert result.returncode == 2 and "pretrain.lr" in result.stderr
 
 
-def _log(path):
-    return [(x["phase"], x["step"], x["loss"], x["acc"]) for x in map(json.loads, path.read_text().splitlines())]
-
-
 def test_finished_phases_are_not_retrained(finished_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(finished_run / "run", run)
     result = train(*TINY, "--resume", "--run-dir", str(run), "--results-dir", str(tmp_path / "results"))
     assert result.returncode == 0, result.stderr
-    assert _log(run / "log.jsonl") == _log(finished_run / "run" / "log.jsonl")  # nothing appended
+    assert log_records(run) == log_records(finished_run / "run")  # nothing appended

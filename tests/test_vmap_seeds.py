@@ -1,11 +1,11 @@
 """Seeds trained as one vmapped program leave what training them one after another leaves."""
 
 import dataclasses
-import json
 import shutil
 
 import jax
 import numpy as np
+from conftest import log_records
 from flax import nnx
 
 from configs import PRESETS
@@ -42,5 +42,5 @@ def test_vmapped_seeds_train_what_one_at_a_time_does(finished_run, tmp_path):
     # Control: what "different" looks like - two seeds differ by far more.
     assert largest_difference(params(run, first), params(finished_run / "run", second)) > 0.05
     # Each seed logs its own lines, as one-at-a-time training does.
-    logged = lambda path: [(r["phase"], r["step"]) for r in map(json.loads, path.read_text().splitlines())]  # noqa: E731
-    assert sorted(logged(run / "log.jsonl")) == sorted(logged(finished_run / "run" / "log.jsonl"))
+    logged = lambda run_dir: sorted(record[:2] for record in log_records(run_dir))  # noqa: E731 (phase, step)
+    assert logged(run) == logged(finished_run / "run")
