@@ -82,7 +82,7 @@ def compare_main(argv: list[str]) -> None:
         variants = args.variants.split(",") if args.variants else None
         written = write_comparison(summaries, out, variants, mix=args.mix)
     except (UsageError, OSError) as e:
-        fail("eval.py", str(e))
+        fail(parser.prog, str(e))
     print(f"comparison: {out}/{{{','.join(written)}}}", file=sys.stderr)
 
 
@@ -99,7 +99,7 @@ def index_main(argv: list[str]) -> None:
     try:
         path = write_index(args.results)
     except (UsageError, OSError) as e:
-        fail("eval.py", str(e))
+        fail(parser.prog, str(e))
     print(f"index: {path}", file=sys.stderr)
 
 

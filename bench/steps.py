@@ -20,7 +20,8 @@ from flax import nnx
 from configs import Config
 from experiment.fit import make_train_step
 from experiment.mesh import place
-from experiment.phases import batch_sampler, optimizer
+from experiment.optim import optimizer
+from experiment.phases import batch_sampler
 from experiment.rundir import new_model
 from graphgen import edge_capacity
 from models.objectives import PRETRAINED, VARIANTS, d_st_loss, report_loss

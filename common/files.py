@@ -25,16 +25,25 @@ def write_json(path: str | Path, obj) -> None:
     write_atomic(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines file (none if it does not exist), without a last line cut short (a process
+    killed while appending). Raises ValueError on any other line that is not JSON."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def filter_jsonl(path: str | Path, keep: Callable[[dict], bool]) -> None:
-    """Keeps only the records of a JSON-lines file for which `keep` is true, and drops a last line cut short
-    (a process killed while appending); rewrites the file atomically, and only if something is dropped."""
+    """Keeps only the records of a JSON-lines file for which `keep` is true, and drops a last line cut short;
+    rewrites the file atomically, and only if something is dropped."""
     path = Path(path)
     if not path.exists():
         return
     text = path.read_text()
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines.pop()
-    kept = "".join(line for line in lines if keep(json.loads(line)))
+    kept = "".join(json.dumps(record) + "\n" for record in read_jsonl(path) if keep(record))
     if kept != text:
         write_atomic(path, lambda f: f.write(kept.encode()))

@@ -3,7 +3,15 @@ it to PRESETS."""
 
 from common.cli import UsageError
 from configs import paper, quick, tiny
-from configs.config import Config, DataConfig, ExperimentConfig, OptimConfig, config_changes, sections
+from configs.config import (
+    Config,
+    DataConfig,
+    ExperimentConfig,
+    OptimConfig,
+    comparable,
+    config_changes,
+    sections,
+)
 from configs.sweeps import SWEEPS, sweep_variants
 from models.model import ModelConfig
 
@@ -25,6 +33,7 @@ __all__ = [
     "ExperimentConfig",
     "ModelConfig",
     "OptimConfig",
+    "comparable",
     "config_changes",
     "preset",
     "sections",

@@ -153,9 +153,18 @@ def sections() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(Config)
 
 
+def comparable(config: dict) -> dict:
+    """A config dict without experiment.variants: each variant is a phase of its own, and a run that trains
+    more variants (a sweep) on the same pretraining is still the same experiment."""
+    return {
+        section: {k: v for k, v in fields.items() if (section, k) != ("experiment", "variants")}
+        for section, fields in config.items()
+    }
+
+
 def config_changes(old: dict, new: dict) -> list[str]:
-    """Dotted names (section.field) of the config fields whose values differ between two config dicts.
-    experiment.variants is not compared: each variant is a phase of its own, and a run that trains more
-    variants (a sweep) on the same pretraining is still the same experiment."""
-    names = {(s, k) for cfg in (old, new) for s, fields in cfg.items() for k in fields} - {("experiment", "variants")}
+    """Dotted names (section.field) of the config fields whose values differ between two config dicts, but
+    for experiment.variants (see `comparable`)."""
+    old, new = comparable(old), comparable(new)
+    names = {(s, k) for cfg in (old, new) for s, fields in cfg.items() for k in fields}
     return sorted(f"{s}.{k}" for s, k in names if old.get(s, {}).get(k) != new.get(s, {}).get(k))

@@ -7,10 +7,10 @@ refused unless the caller asks to mix them; a mixed comparison says so in its ta
 
 import csv
 import io
-import json
 from pathlib import Path
 
 from common.cli import UsageError
+from experiment.summary import read_summary
 
 # The curves by size that a comparison draws, where every run has them (withheld: once reporters land).
 CURVES = {
@@ -26,18 +26,10 @@ def load_summaries(dirs: list[Path]) -> dict[str, dict]:
     names = [d.name for d in dirs]
     summaries = {}
     for d in dirs:
-        path = d / "summary.json"
         if not d.is_dir():
             raise UsageError(f"{d} is not a directory")
-        try:
-            summary = json.loads(path.read_text())
-            summary["variants"], summary["eval_set_hash"], summary["n_report"]  # noqa: B018 - the keys we need
-        except FileNotFoundError:
-            raise UsageError(f"{d} holds no summary.json (not a results directory)") from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UsageError(f"cannot read {path} ({type(e).__name__}: {e})") from None
-        summaries[d.name if names.count(d.name) == 1 else str(d)] = summary
-    if len(summaries) < len(dirs):
+        summaries[d.name if names.count(d.name) == 1 else str(d)] = read_summary(d / "summary.json")
+    if len({d.resolve() for d in dirs}) < len(dirs) or len(summaries) < len(dirs):
         raise UsageError("the same results directory is given twice")
     return summaries
 

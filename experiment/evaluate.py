@@ -22,6 +22,7 @@ from experiment.metrics import (
 from experiment.predict import predictions, trivial_report
 from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
+    PRETRAIN,
     RunError,
     finetune_seeds,
     finished_manager,
@@ -55,9 +56,8 @@ def evaluate_run(
         except UsageError as e:
             raise RunError(str(e)) from None
     seeds = finetune_seeds(cfg)
-    for name in names:  # a missing phase fails now, not minutes into the evaluation
-        for seed in seeds:
-            finished_manager(run_dir, phase_name(name, seed))
+    for phase in [PRETRAIN, *(phase_name(name, seed) for name in names for seed in seeds)]:
+        finished_manager(run_dir, phase)  # a missing phase fails now, not minutes into the evaluation
     sizes, n_max, vocab = arrays["num_nodes"], cfg.data.n_max, cfg.data.vocab
     pretrained = load_pretrained(cfg, run_dir)
     progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)

@@ -47,6 +47,8 @@ def read_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
     for path in sorted(directory.glob("events.out.tfevents.*")):
         data, at = path.read_bytes(), 0
         while at < len(data):
+            if at + 12 > len(data):
+                raise ValueError(f"{path} is cut short at byte {at}")
             (length,) = struct.unpack_from("<Q", data, at)
             body = data[at + 12 : at + 12 + length]  # 8 bytes length, 4 its CRC, the record, 4 its CRC
             if len(body) != length or at + 16 + length > len(data):

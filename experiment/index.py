@@ -8,16 +8,14 @@ from pathlib import Path
 
 from common.cli import UsageError
 from common.files import write_atomic
-from configs import PRESETS, SWEEPS, config_changes
+from configs import PRESETS, SWEEPS, comparable, config_changes
+from experiment.summary import read_summary
 from models.objectives import variant
 
 
 def config_hash(config: dict) -> str:
     """sha256 of the canonical JSON of a config without experiment.variants (a sweep is the same experiment)."""
-    trimmed = {
-        s: {k: v for k, v in fields.items() if (s, k) != ("experiment", "variants")} for s, fields in config.items()
-    }
-    return hashlib.sha256(json.dumps(trimmed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(comparable(config), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def command(name: str, summary: dict) -> str:
@@ -29,9 +27,13 @@ def command(name: str, summary: dict) -> str:
     if preset not in PRESETS or (sweep and sweep not in SWEEPS):
         return "?"
     changed = config_changes(PRESETS[preset].to_dict(), summary["config"])
-    options = [f"--{field} {summary['config'][field.split('.')[0]][field.split('.')[1]]}" for field in changed]
-    if not sweep and summary["config"]["experiment"]["variants"] != PRESETS[preset].experiment.variants:
-        options.append(f"--experiment.variants {summary['config']['experiment']['variants']}")
+    config = summary["config"]
+    # a field the summary lacks (results older than the field) cannot be given as an option
+    fields = [field.split(".") for field in changed if field.split(".")[1] in config.get(field.split(".")[0], {})]
+    options = [f"--{section}.{field} {config[section][field]}" for section, field in fields]
+    variants = config["experiment"].get("variants")
+    if not sweep and variants is not None and variants != PRESETS[preset].experiment.variants:
+        options.append(f"--experiment.variants {variants}")
     return " ".join(["python train.py --preset", preset, *(["--sweep", sweep] if sweep else []), *options])
 
 
@@ -48,9 +50,9 @@ def headline(summary: dict) -> str:
     """capability_ok, and PGR beyond n (mean [95% interval]) of the frozen reporter and of the best variant."""
     variants = summary["variants"]
     pgr = {name: v["pgr_beyond_n"] for name, v in variants.items() if "pgr_beyond_n" in v and v["seeds"]}
-    parts = [f"capability_ok {str(summary['capability']['capability_ok']).lower()}"]
+    parts = [f"capability_ok {str(summary.get('capability', {}).get('capability_ok', '?')).lower()}"]
     shown = [n for n in ("frozen",) if n in pgr]
-    reporters = [n for n in pgr if not variant(n).labels_up_to_N]  # not the oracle or the probe: labels on all sizes
+    reporters = [n for n in pgr if not _labels_up_to_N(n)]  # not the oracle or the probe: labels on all sizes
     best = max(reporters, key=lambda n: pgr[n]["mean"], default=None)
     if best and best not in shown:
         shown.append(best)
@@ -58,15 +60,20 @@ def headline(summary: dict) -> str:
     return "; ".join(parts)
 
 
+def _labels_up_to_N(name: str) -> bool:
+    try:
+        return variant(name).labels_up_to_N
+    except ValueError:  # a variant this code no longer knows: not one of today's baselines
+        return False
+
+
 def index_rows(results_root: Path) -> list[dict]:
     """One row per directory of `results_root` that holds a summary.json, by name."""
     out = []
     for path in sorted(results_root.glob("*/summary.json")):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read {path} ({type(e).__name__}: {e})") from None
-        name, code = path.parent.name, summary["provenance"].get("code") or {}
+        summary = read_summary(path)
+        name, code = path.parent.name, (summary.get("provenance") or {}).get("code") or {}
+        seeds = summary["config"]["experiment"].get("seeds", "?")
         commit = code.get("commit", "?")[:10] + (" (dirty)" if code.get("dirty") else "")
         out.append(
             {
@@ -75,7 +82,7 @@ def index_rows(results_root: Path) -> list[dict]:
                 "commit": commit,
                 "config": config_hash(summary["config"])[:12],
                 "evaluation set": summary["eval_set_hash"][:12],
-                "variants × seeds": f"{len(summary['variants']) - 1} × {summary['config']['experiment']['seeds']}",
+                "variants × seeds": f"{len(summary['variants']) - 1} × {seeds}",
                 "headline": headline(summary),
                 "config = preset now": current(name, summary),
             }

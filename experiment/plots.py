@@ -24,9 +24,13 @@ def _limits(ax, *summaries: dict) -> None:
 
 
 def _color(summary: dict, name: str):
-    """One colour per variant, the same in every plot (tab20 once there are more than 10 variants)."""
-    index, count = list(summary["variants"]).index(name), len(summary["variants"])
-    return f"C{index}" if count <= 10 else plt.get_cmap("tab20")(index % 20)
+    """One colour per variant, the same in every plot of a summary."""
+    return _palette(list(summary["variants"]))[name]
+
+
+def _palette(names: list[str]) -> dict:
+    """A colour per name: the default cycle, or tab20 once there are more than 10."""
+    return {name: f"C{i}" if len(names) <= 10 else plt.get_cmap("tab20")(i % 20) for i, name in enumerate(names)}
 
 
 def _legend(ax, count: int) -> None:
@@ -144,7 +148,7 @@ def plot_comparison(
     compare_METRIC_vs_size.png for each of `metrics`, and compare_pgr_beyond_n.png. A `mixed` comparison
     (runs on different evaluation sets or n/N) says so in every title. Returns the file names."""
     variants = list(dict.fromkeys(v for names in shown.values() for v in names))
-    color = {v: f"C{i % 10}" if len(variants) <= 10 else plt.get_cmap("tab20")(i % 20) for i, v in enumerate(variants)}
+    color = _palette(variants)
     style = {run: RUN_STYLES[i % len(RUN_STYLES)] for i, run in enumerate(summaries)}
     tables = [summaries[run]["variants"][v] for run, names in shown.items() for v in names]
     count = len(tables)
@@ -222,10 +226,11 @@ def plot_training_curves(summary: dict, log: list[dict], out: Path) -> None:
                     color=_color(summary, name),
                     label=name if i == 0 else None,
                 )
-        for col, phase in enumerate(("pretraining d(s,t)", "fine-tuning d(s,u), one line per seed")):
+        for col in range(2):
             axes[row, col].set(ylabel=ylabel, yscale="log" if metric == "loss" else "linear")
-            axes[0, col].set_title(phase, fontsize=10)
-            axes[1, col].set(xlabel="step")
+    for col, phase in enumerate(("pretraining d(s,t)", "fine-tuning d(s,u), one line per seed")):
+        axes[0, col].set_title(phase, fontsize=10)
+        axes[1, col].set(xlabel="step")
     axes[1, 1].set_ylim(-0.02, 1.05)
     axes[1, 0].set_ylim(-0.02, 1.05)
     if names:

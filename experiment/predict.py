@@ -58,7 +58,7 @@ def _forward(graphdef, state, inputs, head, swap, n_pad):
 
 def trivial_report(d_hat: np.ndarray, s: np.ndarray, t: np.ndarray, vocab: int) -> np.ndarray:
     """The best label-free guess from the question alone, for every vertex id: 0 at the source, d̂ at the
-    target, round(d̂/2) elsewhere. For the swapped question pass (t, s) as (s, t)."""
+    target, d̂/2 rounded (half to even, np.rint) elsewhere. For the swapped question pass (t, s) as (s, t)."""
     ids = np.arange(1, vocab + 1)[None, :]
     guess = np.where(ids == t[:, None], d_hat[:, None], np.rint(d_hat[:, None] / 2))
     return np.where(ids == s[:, None], 0, guess).astype(int)

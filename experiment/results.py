@@ -4,7 +4,6 @@ replace those of another."""
 
 import csv
 import io
-import json
 from pathlib import Path
 
 from common.cli import UsageError
@@ -12,6 +11,7 @@ from common.files import write_atomic, write_json
 from configs import config_changes
 from experiment import compare
 from experiment.metrics import METRICS
+from experiment.summary import read_summary
 
 
 def default_results_dir(name: str, sweep: str | None = None) -> Path:
@@ -25,10 +25,10 @@ def refuse_to_replace(summary_path: Path, config: dict, eval_hash: str | None = 
     if not summary_path.exists():
         return
     try:
-        old = json.loads(summary_path.read_text())
-        old_config, old_hash = old["config"], old["eval_set_hash"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"cannot read the existing {summary_path} ({type(e).__name__}); pass --overwrite") from None
+        old = read_summary(summary_path)
+    except UsageError as e:
+        raise UsageError(f"{e}; pass --overwrite") from None
+    old_config, old_hash = old["config"], old["eval_set_hash"]
     changes = config_changes(old_config, config)
     if changes:
         why = f"a different config ({', '.join(changes)})"

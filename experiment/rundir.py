@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from common.cli import UsageError
-from common.files import filter_jsonl, write_atomic, write_json
+from common.files import filter_jsonl, read_jsonl, write_atomic, write_json
 from configs import Config, config_changes
 from experiment.events import PhaseEvents, phase_dir
 from models.model import PathModel
@@ -170,11 +170,12 @@ class PhaseFiles:
 
 
 def read_log(run_dir: Path) -> list[dict]:
-    """Every line of the run's log.jsonl (none if there is no log yet)."""
-    path = run_dir / "log.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Every line of the run's log.jsonl (none if there is no log yet; a last line cut short by a kill is
+    dropped); RunError for a log that is not JSON lines."""
+    try:
+        return read_jsonl(run_dir / "log.jsonl")
+    except ValueError as e:
+        raise RunError(f"{run_dir / 'log.jsonl'} is not a valid log ({e})") from None
 
 
 def checkpoint_manager(run_dir: Path, phase: str, create: bool = True) -> ocp.CheckpointManager:

@@ -153,17 +153,13 @@ def answers(model: PathModel, variant: Variant, x: Unlabelled, n_pad: int, vocab
 
 def consistency_loss(
     model: PathModel, variant: Variant, x: Unlabelled, weights: jax.Array, n_pad: int, vocab: int
-) -> jax.Array:
-    """Consistency losses on unlabelled graphs, weighted by `weights` (one per registered condition). Every
-    condition is computed: the weights are traced, so sweep cells that differ only in weights share one
-    compiled program."""
-    return sum(weights[i] * term for i, term in enumerate(consistency_terms(model, variant, x, n_pad, vocab)))
-
-
-def consistency_terms(model: PathModel, variant: Variant, x: Unlabelled, n_pad: int, vocab: int) -> list[jax.Array]:
-    """Each registered condition's loss, unweighted, in the order of CONDITIONS."""
+) -> tuple[jax.Array, list[jax.Array]]:
+    """Consistency losses on unlabelled graphs, weighted by `weights` (one per registered condition), and each
+    condition's loss unweighted, in the order of CONDITIONS. Every condition is computed: the weights are
+    traced, so sweep cells that differ only in weights share one compiled program."""
     q, from_s, from_t, d_hat = answers(model, variant, x, n_pad, vocab)
-    return [consistency.loss(name, q, from_s, from_t, d_hat) for name in CONDITIONS]
+    terms = [consistency.loss(name, q, from_s, from_t, d_hat) for name in CONDITIONS]
+    return sum(weights[i] * term for i, term in enumerate(terms)), terms
 
 
 def finetune_loss(
@@ -177,7 +173,7 @@ def finetune_loss(
     if "labelled" in batches:
         loss, metrics["acc"] = report_loss(model, batches["labelled"], variant, n_pad)
     if "unlabelled" in batches:
-        terms = consistency_terms(model, variant, batches["unlabelled"], n_pad, vocab)
-        loss = loss + sum(weights[i] * term for i, term in enumerate(terms))
+        weighted, terms = consistency_loss(model, variant, batches["unlabelled"], weights, n_pad, vocab)
+        loss = loss + weighted
         metrics |= {f"consistency/{name}": term for name, term in zip(CONDITIONS, terms, strict=True)}
     return loss, metrics

@@ -85,7 +85,7 @@ def test_mixed_runs_are_refused_unless_asked(tmp_path, capsys, other, why):
         compare(*dirs, "--out", str(tmp_path / "out"))
     err = capsys.readouterr().err
     assert exit.value.code == 2 and err.count("\n") == 1 and why in err and "--mix" in err
-    assert err.startswith("eval.py: error: the runs are not comparable")
+    assert err.startswith("eval.py compare: error: the runs are not comparable")
     assert not (tmp_path / "out").exists()
     compare(*dirs, "--out", str(tmp_path / "out"), "--mix")
     assert f"**Mixed comparison, not directly comparable:** {why}" in (tmp_path / "out" / "compare.md").read_text()
@@ -96,10 +96,17 @@ def test_bad_directories_are_one_line_errors(tmp_path, capsys):
     good = results_dir(tmp_path, "a", summary(0.25))
     broken = copy.deepcopy(summary(0.5))
     del broken["eval_set_hash"]
+    no_variants, listed = {**summary(0.5), "variants": {}}, {**summary(0.5), "variants": []}
+    not_json = tmp_path / "not_json"
+    not_json.mkdir()
+    (not_json / "summary.json").write_text("{not json")
     cases = [
         ([good, str(tmp_path / "missing")], "is not a directory"),
         ([good, str(tmp_path)], "holds no summary.json"),
-        ([good, results_dir(tmp_path, "broken", broken)], "cannot read"),
+        ([good, str(not_json)], "cannot read"),
+        ([good, results_dir(tmp_path, "broken", broken)], "not a summary written by eval.py (no eval_set_hash)"),
+        ([good, results_dir(tmp_path, "empty", no_variants)], "(no variants)"),
+        ([good, results_dir(tmp_path, "listed", listed)], "(no variants)"),
         ([good], "at least two"),
         ([good, results_dir(tmp_path, "b", summary(0.5)), "--variants", "honest"], "no run has the variant(s) honest"),
     ]

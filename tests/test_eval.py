@@ -75,6 +75,7 @@ def test_summary_has_the_promised_structure(finished_run):
     assert len(bar) == n_max - 2 and capability["capability_ok"] is all(bar)
     assert set(summary["variants"]) == {"trivial", "frozen", "trainable", "trainable+dst", "oracle", "probe"}
     for name, table in summary["variants"].items():
+        assert set(table["by_size"]) == set(capability["d_st_acc_by_size"]), name  # every size n_min..N+2
         assert set(table["by_distance"]) == {str(d) for d in range(0, int(max(table["by_distance"], key=int)) + 1)}
         for size, row in table["by_size"].items():
             assert {"acc", "mae", "coherent_wrong", "incoherent"} <= set(row), (name, size)

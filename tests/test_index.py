@@ -4,6 +4,9 @@ the directory's name for older summaries), commit, hashes and headline; the comm
 import json
 from pathlib import Path
 
+import pytest
+
+from common.cli import UsageError
 from configs import PRESETS
 from experiment.index import config_hash, index_markdown, index_rows, write_index
 
@@ -15,8 +18,12 @@ def summary(**extra) -> dict:
     return {
         "config": PRESETS["quick"].to_dict(),
         "eval_set_hash": "e" * 64,
+        "n_report": 8,
         "capability": {"capability_ok": True},
-        "variants": {"trivial": {"seeds": 0}, "frozen": {"seeds": 3, "pgr_beyond_n": pgr}},
+        "variants": {
+            "trivial": {"seeds": 0, "by_size": {}},
+            "frozen": {"seeds": 3, "by_size": {}, "pgr_beyond_n": pgr},
+        },
         "provenance": {"code": {"commit": "c" * 40, "dirty": False}},
         **extra,
     }
@@ -64,3 +71,19 @@ def test_the_config_hash_ignores_the_variants():
 def test_the_committed_index_is_current():
     expected = index_markdown(index_rows(ROOT / "results"))
     assert (ROOT / "results" / "README.md").read_text() == expected, "run: python eval.py index"
+
+
+def test_older_or_odd_summaries_still_get_a_row(tmp_path):
+    """Results older than a config field, or with a variant this code no longer knows, are listed, not a crash;
+    a file that is not a summary is a one-line error naming it."""
+    old = summary()
+    del old["config"]["model"]["width"]
+    old["variants"]["gone@nothing"] = {"seeds": 3, "by_size": {}, "pgr_beyond_n": {"mean": 0.9, "ci95": [0.8, 1.0]}}
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "summary.json").write_text(json.dumps(old))
+    (row,) = index_rows(tmp_path)
+    assert row["command"] == "`python train.py --preset quick`"
+    assert "PGR gone@nothing 0.90" in row["headline"]
+    (tmp_path / "quick" / "summary.json").write_text(json.dumps({"variants": {}}))
+    with pytest.raises(UsageError, match="quick/summary.json is not a summary written by eval.py"):
+        index_rows(tmp_path)

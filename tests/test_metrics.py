@@ -115,11 +115,13 @@ def test_pooled_accuracy_covers_the_path_queries_of_sizes_n_plus_1_to_N_only(out
 
 
 def test_trivial_report_by_hand():
-    d_hat, s, t = np.array([4, 6, 3]), np.array([2, 5, 1]), np.array([5, 1, 3])
+    d_hat, s, t = np.array([4, 6, 3, 5, 1]), np.array([2, 5, 1, 1, 1]), np.array([5, 1, 3, 6, 2])
     assert trivial_report(d_hat, s, t, 6).tolist() == [
         [2, 0, 2, 2, 4, 2],
         [6, 3, 3, 3, 0, 3],
         [0, 2, 3, 2, 2, 2],
+        [0, 2, 2, 2, 2, 5],  # 5/2 rounds half to even: 2
+        [0, 1, 0, 0, 0, 0],  # 1/2 rounds half to even: 0
     ]
     # On the fixture: trivial answers are exactly C's, and score what C scores.
     assert trivial_report(D_HAT[2:], ARRAYS["s"][2:], ARRAYS["t"][2:], VOCAB)[0, :4].tolist() == PRED_S[2, :4].tolist()

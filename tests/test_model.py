@@ -8,7 +8,8 @@ from flax import nnx
 
 from configs import PRESETS
 from experiment.fit import make_train_step
-from experiment.phases import batch_sampler, optimizer
+from experiment.optim import optimizer
+from experiment.phases import batch_sampler
 from graphgen import sample_batch
 from models.model import ModelConfig, PathModel
 from models.objectives import PRETRAINED, d_st_loss

@@ -131,3 +131,11 @@ def test_a_failed_restore_silences_the_orphaned_asyncio_task_errors(tmp_path):
 
     assert not logged("Task exception was never retrieved\nfuture: <Task finished ...>")
     assert logged("Unclosed client session")
+
+
+def test_a_log_line_cut_short_by_a_kill_is_dropped_when_read(tmp_path):
+    (tmp_path / "log.jsonl").write_text('{"phase": "p", "step": 1}\n{"phase": "p", "st')
+    assert rundir.read_log(tmp_path) == [{"phase": "p", "step": 1}]
+    (tmp_path / "log.jsonl").write_text("not json\n")
+    with pytest.raises(rundir.RunError, match="is not a valid log"):
+        rundir.read_log(tmp_path)

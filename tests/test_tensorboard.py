@@ -41,11 +41,11 @@ def run_dir(tmp_path_factory):
 
 
 def test_every_phase_has_the_numbers_of_its_log(run_dir):
-    for phase in (PRETRAIN, f"{VARIANT}-seed100"):
+    for phase, steps in ((PRETRAIN, [5, 10, 15, 20]), (f"{VARIANT}-seed100", [5, 10])):
         events = read_scalars(phase_dir(run_dir, phase))
         assert events == logged_as_events(run_dir, phase)
         assert {"loss", "acc", "lr", "examples_per_s"} <= set(events)
-        assert [step for step, _ in events["loss"]] == list(range(5, CFG.pretrain.steps + 1, 5))[: len(events["loss"])]
+        assert [step for step, _ in events["loss"]] == steps
     tuned = read_scalars(phase_dir(run_dir, f"{VARIANT}-seed100"))
     assert {f"consistency/{name}" for name in CONDITIONS} <= set(tuned)
     pretrain_lr = dict(read_scalars(phase_dir(run_dir, PRETRAIN))["lr"])

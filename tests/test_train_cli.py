@@ -40,7 +40,12 @@ def test_run_writes_log_and_results(finished_run):
                     assert int(line["seeds"]) == table["seeds"]
     for size, acc in summary["capability"]["d_st_acc_by_size"].items():
         assert float(written[("capability", "size", size, "d_st_acc")]["mean"]) == pytest.approx(acc, rel=1e-5)
-    for name in ["accuracy_vs_size.png", "coherent_wrong_vs_size.png", "capability_vs_report.png"]:
+    for name in [
+        "accuracy_vs_size.png",
+        "coherent_wrong_vs_size.png",
+        "capability_vs_report.png",
+        "training_curves.png",
+    ]:
         image = imread(results / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0, name  # a real, non-blank picture
 

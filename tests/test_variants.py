@@ -14,7 +14,8 @@ from flax import nnx
 from configs import PRESETS
 from experiment.fit import make_train_step
 from experiment.mesh import place
-from experiment.phases import finetune_sampler, optimizer
+from experiment.optim import optimizer
+from experiment.phases import finetune_sampler
 from experiment.rundir import new_model, variant_model
 from graphgen import GraphBatch
 from models.model import ModelConfig
@@ -106,11 +107,6 @@ def test_batches_come_from_the_contracted_sizes(name):
     # Without consistency losses, no unlabelled batch is drawn at all.
     plain = finetune_sampler(CFG, variant(name))(jax.random.key(3), 4)
     assert ("unlabelled" in plain) == bool(variant(name).consistency)
-
-
-def test_every_variant_is_evaluated_on_sizes_n_min_to_N_plus_eval_beyond():
-    data = CFG.data
-    assert data.eval_sizes() == (data.n_min, data.n_max + data.eval_beyond)
 
 
 def loss_fn(reporter):

@@ -1,0 +1,45 @@
+"""Reading a results directory's summary.json back: every reader (the guard against replacing another
+experiment's results, compare, the results index) gets a summary of the shape evaluate_run writes, or a
+one-line error naming the file."""
+
+import json
+from pathlib import Path
+
+from common.cli import UsageError
+
+
+def read_summary(path: Path) -> dict:
+    """The summary at `path`; UsageError if it is missing, not JSON, or lacks what evaluate_run writes."""
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path.parent} holds no summary.json (not a results directory)") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path} ({type(e).__name__}: {e})") from None
+    if problem := _shape_problem(summary):
+        raise UsageError(f"{path} is not a summary written by eval.py ({problem})")
+    return summary
+
+
+def _shape_problem(summary) -> str | None:
+    """What is missing from a summary, or None."""
+    if not isinstance(summary, dict):
+        return "not a JSON object"
+    for key, kind in (("config", dict), ("variants", dict), ("eval_set_hash", str)):
+        if not isinstance(summary.get(key), kind):
+            return f"no {key}"
+    if not isinstance(summary.get("n_report"), int):
+        return "no n_report"
+    config = summary["config"]
+    if not all(isinstance(config.get(section), dict) for section in ("data", "experiment")):
+        return "no config.data or config.experiment"
+    if not isinstance(config["data"].get("n_max"), int):
+        return "no config.data.n_max"
+    if not summary["variants"]:
+        return "no variants"
+    for name, table in summary["variants"].items():
+        if not isinstance(table, dict) or not isinstance(table.get("seeds"), int):
+            return f"variant {name} has no seed count"
+        if not isinstance(table.get("by_size"), dict):
+            return f"variant {name} has no by_size table"
+    return None
