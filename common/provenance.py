@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def code_version(root: Path = ROOT) -> dict | None:
-    """The git commit of the checkout holding this code and whether tracked files differ from it; None when
-    the code is not a git checkout (an installed package) or git is missing."""
+    """The git commit of the checkout holding this code and whether tracked files other than results/ differ
+    from it (results are what the code makes, not code: another evaluation writing its results meanwhile does
+    not make this one's code dirty); None when the code is not a git checkout (an installed package) or git
+    is missing."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
@@ -20,7 +22,7 @@ def code_version(root: Path = ROOT) -> dict | None:
         if Path(git("rev-parse", "--show-toplevel").strip()).resolve() != root:
             return None  # some enclosing repository, not this code's
         commit = git("rev-parse", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results").strip())
     except (OSError, subprocess.CalledProcessError):
         return None
     return {"commit": commit, "dirty": dirty}

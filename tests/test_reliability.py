@@ -127,6 +127,23 @@ def test_code_version_is_none_outside_a_git_checkout(tmp_path):
     assert code_version(tmp_path) is None
 
 
+def test_code_is_dirty_when_code_changes_not_when_results_do(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "summary.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    assert code_version(tmp_path.resolve())["dirty"] is False
+    (tmp_path / "results" / "summary.json").write_text('{"new": 1}\n')
+    assert code_version(tmp_path.resolve())["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert code_version(tmp_path.resolve())["dirty"] is True
+
+
 @pytest.fixture
 def run_copy(finished_run, tmp_path):
     run = tmp_path / "run"
