@@ -123,6 +123,7 @@ def test_trivial_report_by_hand():
         [0, 2, 2, 2, 2, 5],  # 5/2 rounds half to even: 2
         [0, 1, 0, 0, 0, 0],  # 1/2 rounds half to even: 0
     ]
+    assert trivial_report(d_hat, s, t, 6).dtype.kind == "i"  # answers are distances, compared with labels
     # On the fixture: trivial answers are exactly C's, and score what C scores.
     assert trivial_report(D_HAT[2:], ARRAYS["s"][2:], ARRAYS["t"][2:], VOCAB)[0, :4].tolist() == PRED_S[2, :4].tolist()
 
@@ -147,6 +148,18 @@ def test_mean_and_95_interval_for_every_seed_count_the_presets_use(values, mean,
         return
     half = STUDENT_T[len(values) - 1] * sd / len(values) ** 0.5
     assert got == pytest.approx((mean, mean - half, mean + half), abs=1e-4)
+
+
+def test_past_ten_seeds_the_interval_is_the_normal_one():
+    values = [0.1 * (i % 2) for i in range(11)]  # df = 10: beyond the table, t(0.975) ~ 1.96
+    mean, low, high = mean_ci(values)
+    half = 1.96 * float(np.std(values, ddof=1)) / 11**0.5
+    assert (low, high) == pytest.approx((mean - half, mean + half), abs=1e-9)
+
+
+def test_aggregate_of_one_seed_is_its_numbers():
+    row = aggregate([{"5": {m: 0.3 for m in METRICS}}])["5"]
+    assert all(row[m] == 0.3 and row[f"{m}_ci95"] == [0.3, 0.3] for m in METRICS)
 
 
 def test_aggregate_gives_seed_means_and_intervals_of_every_metric():
@@ -201,7 +214,7 @@ def test_capability_ok_at_the_boundary_size_N():
     # 19/20 = 0.95 exactly meets the bar; sizes beyond N = 6 do not count.
     d_hat, arrays = capability_fixture({5: 20, 6: 19, 7: 0})
     got = capability(d_hat, arrays, n_max=6)
-    assert got["capability_ok"] is True
+    assert got["capability_ok"] is True and got["threshold"] == 0.95 and got["n_max"] == 6
     assert got["d_st_acc_by_size"] == {"5": 1.0, "6": 0.95, "7": 0.0}
     # By distance, sizes <= N only: distances 1, 2, 3 on 14, 14, 12 examples; the one miss (size 6's 20th
     # example, 19 % 3 + 1 = 2) is at distance 2. Size 7's misses would make every distance < 1.
