@@ -25,7 +25,7 @@ def refuse_to_replace(summary_path: Path, config: dict, eval_hash: str | None = 
     if not summary_path.exists():
         return
     try:
-        old = read_summary(summary_path)
+        old = read_summary(summary_path, identity_only=True)
     except UsageError as e:
         raise UsageError(f"{e}; pass --overwrite") from None
     old_config, old_hash = old["config"], old["eval_set_hash"]

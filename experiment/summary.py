@@ -8,26 +8,30 @@ from pathlib import Path
 from common.cli import UsageError
 
 
-def read_summary(path: Path) -> dict:
-    """The summary at `path`; UsageError if it is missing, not JSON, or lacks what evaluate_run writes."""
+def read_summary(path: Path, identity_only: bool = False) -> dict:
+    """The summary at `path`; UsageError if it is missing, not JSON, or lacks what evaluate_run writes (with
+    identity_only, only what says which experiment it is: the config and the evaluation set's hash)."""
     try:
         summary = json.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"{path.parent} holds no summary.json (not a results directory)") from None
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot read {path} ({type(e).__name__}: {e})") from None
-    if problem := _shape_problem(summary):
+    if problem := _shape_problem(summary, identity_only):
         raise UsageError(f"{path} is not a summary written by eval.py ({problem})")
     return summary
 
 
-def _shape_problem(summary) -> str | None:
+def _shape_problem(summary, identity_only: bool) -> str | None:
     """What is missing from a summary, or None."""
     if not isinstance(summary, dict):
         return "not a JSON object"
-    for key, kind in (("config", dict), ("variants", dict), ("eval_set_hash", str)):
+    identity = (("config", dict), ("eval_set_hash", str))
+    for key, kind in identity if identity_only else (*identity, ("variants", dict)):
         if not isinstance(summary.get(key), kind):
             return f"no {key}"
+    if identity_only:
+        return None
     if not isinstance(summary.get("n_report"), int):
         return "no n_report"
     config = summary["config"]
