@@ -78,12 +78,12 @@ def curves(summaries: dict[str, dict]) -> list[str]:
 
 def rows(summaries: dict[str, dict], shown: dict[str, list[str]]) -> list[dict]:
     """Every number the figures show, one row each: by size for each curve, and PGR pooled over sizes n+1..N."""
-    out = []
+    out, metrics = [], curves(summaries)
     for run, summary in summaries.items():
         for name in shown[run]:
             table = summary["variants"][name]
             base = {"run": run, "variant": name, "seeds": table["seeds"]}
-            for metric in curves(summaries):
+            for metric in metrics:
                 for size, row in sorted(table["by_size"].items(), key=lambda kv: int(kv[0])):
                     low, high = row.get(f"{metric}_ci95", [row[metric], row[metric]])
                     out.append({**base, "metric": metric, "size": size, "mean": row[metric], "low": low, "high": high})
