@@ -9,7 +9,7 @@ import jax
 from common.cli import UsageError
 from models.consistency import CONDITIONS
 from models.model import ModelConfig
-from models.objectives import VARIANTS, variant
+from models.objectives import DEFAULT_HEAD, REPORT_HEADS, VARIANTS, variant
 
 
 def _field(default, help: str):
@@ -90,10 +90,11 @@ class OptimConfig:
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     variants: str = _field(
-        "frozen,trainable,trainable+dst,oracle,probe",
-        f"comma-separated report variants: {', '.join(VARIANTS)}, each optionally with consistency losses on "
-        f"unlabelled sizes n+1..N as BASE@COND[=WEIGHT]+COND... (e.g. frozen@range+bellman=0.5; 'all' = every "
-        f"condition: {', '.join(CONDITIONS)})",
+        "frozen,trainable,trainable+dst,oracle,frozen:shared,oracle:shared,frozen:fresh,oracle:fresh,probe,mlp-probe",
+        f"comma-separated report variants: {', '.join(VARIANTS)}; the decoder-query ones optionally with a head "
+        f"design as BASE:HEAD ({', '.join(REPORT_HEADS)}; default {DEFAULT_HEAD}) and with consistency losses on "
+        f"unlabelled sizes n+1..N as BASE@COND[=WEIGHT]+COND... (e.g. frozen:shared@range+bellman=0.5; 'all' = "
+        f"every condition: {', '.join(CONDITIONS)})",
     )
     seeds: int = _field(3, "fine-tuning seeds per variant (pretraining is shared)")
     vmap_seeds: bool = _field(

@@ -10,5 +10,9 @@ CONFIG = Config(
     model=ModelConfig(width=16, heads=2),
     pretrain=OptimConfig(steps=20, batch_size=16, warmup=2, log_every=5, checkpoint_every=10),
     finetune=OptimConfig(steps=10, batch_size=16, warmup=2, log_every=5, checkpoint_every=5, seed=100),
-    experiment=ExperimentConfig(seeds=2),
+    # Every reporter and label setting of the default experiment; frozen:shared without its oracle: no ceiling.
+    experiment=ExperimentConfig(
+        seeds=2,
+        variants="frozen,trainable,trainable+dst,oracle,frozen:shared,frozen:fresh,oracle:fresh,probe,mlp-probe",
+    ),
 )

@@ -12,10 +12,10 @@ from pathlib import Path
 from common.cli import UsageError
 from experiment.summary import read_summary
 
-# The curves by size that a comparison draws, where every run has them (withheld: once reporters land).
+# The curves by size that a comparison draws, where every run has them (knows_withholds: since the self-query).
 CURVES = {
     "acc": "d(s,u) accuracy",
-    "withheld": "withheld (knows d(s,u), reports otherwise)",
+    "knows_withholds": "knows but withholds (self-query right, report wrong)",
     "coherent_wrong": "coherent but wrong (fraction of queries)",
 }
 

@@ -19,7 +19,7 @@ from experiment.metrics import (
     query_outcomes,
     tables,
 )
-from experiment.predict import predictions, trivial_report
+from experiment.predict import predictions, self_query, trivial_report
 from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
     PRETRAIN,
@@ -34,7 +34,7 @@ from experiment.rundir import (
     read_log,
 )
 from models.consistency import CONDITIONS
-from models.objectives import PRETRAINED, variant
+from models.objectives import PRETRAINED, ceilings, variant
 
 
 def evaluate_run(
@@ -63,18 +63,26 @@ def evaluate_run(
     progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
     d_hat = predictions(pretrained, arrays, n_max)
     d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
+    knows = self_query(pretrained, arrays, n_max, vocab)
 
     def scored(pred_s, pred_t) -> tuple[dict, float]:
         """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR)."""
-        outcomes = query_outcomes(pred_s, pred_t, d_hat, arrays, vocab)
+        outcomes = query_outcomes(pred_s, pred_t, d_hat, knows, arrays, vocab)
         return tables(outcomes, arrays), pooled_accuracy(outcomes, sizes, cfg.data.n_report, n_max)
 
+    # Two label-free baselines: the best guess from the question alone, and the model's own self-query.
     sources, targets = arrays["s"], arrays["t"]
-    trivial = scored(
-        trivial_report(d_hat, sources, targets, vocab), trivial_report(d_hat_swapped, targets, sources, vocab)
-    )
-    variants = {"trivial": {"seeds": 0, **trivial[0]}}
-    pooled = {"trivial": [trivial[1]]}
+    baselines = {
+        "trivial": (
+            trivial_report(d_hat, sources, targets, vocab),
+            trivial_report(d_hat_swapped, targets, sources, vocab),
+        ),
+        "self": (knows, self_query(pretrained, arrays, n_max, vocab, swap=True)),
+    }
+    variants, pooled = {}, {}
+    for name, answers in baselines.items():
+        table, pooled_acc = scored(*answers)
+        variants[name], pooled[name] = {"seeds": 0, **table}, [pooled_acc]
     progress.update()
     pretrained_state = nnx.state(pretrained, PRETRAINED)
     for name in names:
@@ -95,11 +103,17 @@ def evaluate_run(
             progress.update()
         variants[name] = {"seeds": len(per_seed), **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]}}
     progress.close()
-    add_pgr(variants, cfg.data.n_report)
-    add_pooled_pgr(variants, pooled)
+    oracle_of = ceilings(names)
+    add_pgr(variants, cfg.data.n_report, oracle_of)
+    ceiling = add_pooled_pgr(variants, pooled, oracle_of)
     known = capability(d_hat, arrays, n_max)
-    if "probe" in variants:
-        known["probe_acc_by_size"] = {n: row["acc"] for n, row in variants["probe"]["by_size"].items()}
+    known["knows_su_by_size"] = {n: row["acc"] for n, row in variants["self"]["by_size"].items()}
+    known["knows_su_by_distance"] = {d: row["acc"] for d, row in variants["self"]["by_distance"].items()}
+    for probe in ("probe", "mlp-probe"):
+        if probe in variants:
+            known[f"{probe.replace('-', '_')}_acc_by_size"] = {
+                n: r["acc"] for n, r in variants[probe]["by_size"].items()
+            }
 
     summary = {
         "config": dataclasses.asdict(
@@ -108,6 +122,7 @@ def evaluate_run(
         "eval_set_hash": eval_hash,
         "n_report": cfg.data.n_report,
         "capability": known,
+        "ceilings": ceiling,
         "variants": variants,
         "checks": list(CONDITIONS),
         "provenance": provenance(),

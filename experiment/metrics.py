@@ -10,8 +10,22 @@ import numpy as np
 from models.consistency import CONDITIONS, passes, question
 
 CAPABILITY_THRESHOLD = 0.95
-# Per query: accuracy, error, outcome of all checks together, and the pass rate of each condition alone.
-METRICS = ("acc", "mae", "consistent", "incoherent", "coherent_wrong", *(f"pass_{name}" for name in CONDITIONS))
+CEILING_THRESHOLD = 0.9  # an oracle below this pooled accuracy on sizes n+1..N is no ceiling to divide by
+# Knows vs. says, per path query: does the self-query (the pretrained d(s,t) head asked with t := u) answer
+# d(s,u) right, and does the reporter? The four parts sum to 1.
+KNOWS_SAYS = ("knows_says", "knows_withholds", "says_unknowing", "neither")
+# Per query: accuracy, error, outcome of all checks together, the pass rate of each condition alone, knows vs.
+# says, and whether the report agrees with the self-query.
+METRICS = (
+    "acc",
+    "mae",
+    "consistent",
+    "incoherent",
+    "coherent_wrong",
+    *(f"pass_{name}" for name in CONDITIONS),
+    *KNOWS_SAYS,
+    "agrees",
+)
 
 
 def path_labels(arrays: dict, vocab: int) -> np.ndarray:
@@ -36,13 +50,19 @@ def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, chunk: int = 2048) 
     return out
 
 
-def query_outcomes(pred_s, pred_t, d_hat, arrays, vocab: int) -> dict[str, np.ndarray]:
-    """Per query (B, V) outcomes over the path vertices (`valid`); the checks see every vertex's answer."""
+def query_outcomes(pred_s, pred_t, d_hat, self_s, arrays, vocab: int) -> dict[str, np.ndarray]:
+    """Per query (B, V) outcomes over the path vertices (`valid`); the checks see every vertex's answer.
+    `self_s` (B, V) are the self-query's answers d(s,v), what the model knows."""
     label = path_labels(arrays, vocab)
     passed = checks_passed(pred_s, pred_t, d_hat, arrays, vocab)
     ok = np.logical_and.reduce(list(passed.values()))
-    correct = pred_s == label
+    correct, knows = pred_s == label, self_s == label
     return {
+        "knows_says": knows & correct,
+        "knows_withholds": knows & ~correct,
+        "says_unknowing": ~knows & correct,
+        "neither": ~knows & ~correct,
+        "agrees": pred_s == self_s,
         **{f"pass_{name}": value for name, value in passed.items()},
         "valid": label >= 0,
         "label": label,
@@ -102,29 +122,40 @@ def pooled_accuracy(outcomes: dict, sizes: np.ndarray, n_report: int, n_max: int
     return float(outcomes["acc"][beyond].mean())
 
 
-def add_pgr(variants: dict, n_report: int) -> None:
-    """PGR = (acc - acc_trivial) / (acc_oracle - acc_trivial) on sizes > n, from the seed means."""
-    if "oracle" not in variants:
-        return
-    for table in variants.values():
-        for size, row in table["by_size"].items():
+def add_pgr(variants: dict, n_report: int, oracle_of: dict[str, str]) -> None:
+    """PGR = (acc - acc_trivial) / (acc_oracle - acc_trivial) on sizes > n, from the seed means, for every
+    variant with an oracle in `oracle_of` (variant name -> the name of the oracle its PGR divides by)."""
+    trivial = variants["trivial"]["by_size"]
+    for name, oracle in oracle_of.items():
+        for size, row in variants[name]["by_size"].items():
             if int(size) > n_report:
-                gap = variants["oracle"]["by_size"][size]["acc"] - variants["trivial"]["by_size"][size]["acc"]
-                gained = row["acc"] - variants["trivial"]["by_size"][size]["acc"]
+                gap = variants[oracle]["by_size"][size]["acc"] - trivial[size]["acc"]
+                gained = row["acc"] - trivial[size]["acc"]
                 row["pgr"] = gained / gap if abs(gap) > 1e-9 else None
 
 
-def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]]) -> None:
-    """`pgr_beyond_n`: PGR of the accuracy pooled over every query of sizes n+1..N, per seed against the
-    oracle's and trivial baseline's mean, with mean and 95% interval over seeds. One number per variant
-    for the plots of PGR against consistency strength."""
-    if "oracle" not in pooled_acc:
-        return
-    floor, top = pooled_acc["trivial"][0], float(np.mean(pooled_acc["oracle"]))
-    for name, accs in pooled_acc.items():
+def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]], oracle_of: dict[str, str]) -> dict:
+    """`pgr_beyond_n`: PGR of the accuracy pooled over every query of sizes n+1..N, per seed against its
+    oracle's and the trivial baseline's mean, with mean and 95% interval over seeds. One number per variant
+    for the plots of PGR against consistency strength. Every oracle is a ceiling: its pooled accuracy and
+    `ceiling_ok` (at least CEILING_THRESHOLD) are returned, and copied into the PGR of each variant it divides,
+    so that a PGR against a weak ceiling is marked as such."""
+    floor = pooled_acc["trivial"][0]
+    ceilings = {}
+    for oracle in sorted(set(oracle_of.values())):
+        top = float(np.mean(pooled_acc[oracle]))
+        ceilings[oracle] = {"pooled_acc": top, "ceiling_ok": top >= CEILING_THRESHOLD}
+    for name, oracle in oracle_of.items():
+        top = ceilings[oracle]["pooled_acc"]
         if abs(top - floor) > 1e-9:
-            mean, low, high = mean_ci([(acc - floor) / (top - floor) for acc in accs])
-            variants[name]["pgr_beyond_n"] = {"mean": mean, "ci95": [low, high]}
+            mean, low, high = mean_ci([(acc - floor) / (top - floor) for acc in pooled_acc[name]])
+            variants[name]["pgr_beyond_n"] = {
+                "mean": mean,
+                "ci95": [low, high],
+                "oracle": oracle,
+                "ceiling_ok": ceilings[oracle]["ceiling_ok"],
+            }
+    return ceilings
 
 
 def capability(d_hat: np.ndarray, arrays: dict, n_max: int) -> dict:

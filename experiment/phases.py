@@ -77,7 +77,7 @@ def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> No
     groups = [seeds] if cfg.experiment.vmap_seeds and len(seeds) > 1 else [[seed] for seed in seeds]
     step = None
     for group in groups:
-        models = [variant_model(cfg, pretrained, seed) for seed in group]
+        models = [variant_model(cfg, pretrained, seed, reporter) for seed in group]
         if step is None:  # one compiled step serves every group of seeds
             graphdef = nnx.split(models[0], trainable, ...)[0]
             step = make_train_step(

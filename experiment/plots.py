@@ -12,6 +12,8 @@ from experiment.compare import CURVES, limits  # noqa: E402
 from models.consistency import LADDER  # noqa: E402
 from models.objectives import ladder  # noqa: E402
 
+BASELINES = ("trivial", "self")  # label-free rows of a summary: not trained, no seeds
+
 
 def _limits(ax, *summaries: dict) -> None:
     """n and N marked as vertical lines: once for runs that share them, each where they differ (mixed)."""
@@ -40,6 +42,18 @@ def _legend(ax, count: int) -> None:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
+def has_pgr(table: dict) -> bool:
+    """Whether a variant's pooled PGR is drawn: it has one, and its oracle is a ceiling (ceiling_ok; summaries
+    older than the flag are drawn)."""
+    return "pgr_beyond_n" in table and table["pgr_beyond_n"].get("ceiling_ok", True)
+
+
+def _weak_ceilings(summary: dict) -> str:
+    """A title's note naming the oracles left out of a PGR plot for a weak ceiling ('' when none)."""
+    weak = [name for name, c in summary.get("ceilings", {}).items() if not c["ceiling_ok"]]
+    return f"\nnot shown: PGR against {', '.join(weak)} (oracle < 0.9 on n+1..N: no ceiling)" if weak else ""
+
+
 def _band(ax, table: dict, metric: str, alpha: float, **style) -> None:
     """One curve by size of a variant's `by_size` table, its 95% interval over seeds as a band."""
     sizes = sorted(table, key=int)
@@ -62,9 +76,12 @@ def plot_all(summary: dict, out: Path) -> None:
     and PGR vs. consistency strength where the summary holds the ladder."""
     names = list(summary["variants"])
     seeds = max(v["seeds"] for v in summary["variants"].values())
+    learned = [n for n in names if n not in BASELINES]
     plots = {
         "accuracy_vs_size.png": ("acc", "d(s,u) accuracy", names),
         "coherent_wrong_vs_size.png": ("coherent_wrong", "coherent but wrong (fraction of queries)", names),
+        # Knowledge the model has (its self-query answers d(s,u) right) and does not report.
+        "withheld_vs_size.png": ("knows_withholds", "knows but withholds (fraction of queries)", learned),
     }
     size = (6.4, 4.2) if len(names) <= 7 else (9.6, 4.8)
     for filename, (metric, ylabel, shown) in plots.items():
@@ -81,17 +98,19 @@ def plot_all(summary: dict, out: Path) -> None:
     capability = summary["capability"]
     for key, label, style in (
         ("d_st_acc_by_size", "knows: pretrained d(s,t)", "k-"),
-        ("probe_acc_by_size", "knows: probe d(s,u)", "k--"),
+        ("knows_su_by_size", "knows: self-query d(s,u)", "k-."),
+        ("probe_acc_by_size", "knows: linear probe d(s,u)", "k--"),
+        ("mlp_probe_acc_by_size", "knows: MLP probe d(s,u)", "k:"),
     ):
         if key in capability:
             x = sorted(capability[key], key=int)
             ax.plot([int(n) for n in x], [capability[key][n] for n in x], style, label=label)
-    reporters = [n for n in names if n not in ("probe", "trivial")]
+    reporters = [n for n in learned if n not in ("probe", "mlp-probe")]
     _lines(ax, summary, "acc", reporters)
     ax.set(xlabel="graph size (vertices)", ylabel="accuracy", ylim=(-0.02, 1.05))
     ax.set_title("what the model knows vs. what its report head says", fontsize=10)
     _limits(ax, summary)
-    _legend(ax, len(reporters) + 2)
+    _legend(ax, len(reporters) + 4)
     _save(fig, out, "capability_vs_report.png")
 
 
@@ -99,11 +118,17 @@ def plot_strength(summary: dict, out: Path) -> None:
     """PGR on sizes n+1..N against consistency strength: the ladder of docs/design.md on the frozen reporter,
     with every condition together and consistency-only beside it. Only for runs that hold the ladder."""
     variants = summary["variants"]
-    steps = [name for name in ladder("frozen") if "pgr_beyond_n" in variants.get(name, {})]
-    if len(steps) < 2:
+    if sum("pgr_beyond_n" in variants.get(name, {}) for name in ladder("frozen")) < 2:
+        return
+    steps = [name for name in ladder("frozen") if has_pgr(variants.get(name, {}))]
+    if not steps:  # the ladder is there, its ceiling is not: say so rather than draw nothing
+        fig, ax = plt.subplots(figsize=(7.2, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "PGR vs. consistency strength" + _weak_ceilings(summary), ha="center", va="center")
+        _save(fig, out, "pgr_vs_strength.png")
         return
     labels = ["none", *("+" + "\n+".join(rung) for rung in LADDER)][: len(steps)]
-    extra = [name for name in ("frozen@all", "consistency-only") if "pgr_beyond_n" in variants.get(name, {})]
+    extra = [name for name in ("frozen@all", "consistency-only") if has_pgr(variants.get(name, {}))]
     fig, ax = plt.subplots(figsize=(7.2, 4.2))
     for i, name in enumerate(steps + extra):
         pgr = variants[name]["pgr_beyond_n"]
@@ -128,7 +153,9 @@ def plot_strength(summary: dict, out: Path) -> None:
         ylabel=f"PGR on sizes {n + 1}..{big_n}",
     )
     ax.set_title(
-        f"performance gap recovered vs. consistency strength; bars: 95% interval over {seeds} seeds", fontsize=10
+        f"performance gap recovered vs. consistency strength; bars: 95% interval over {seeds} seeds"
+        + _weak_ceilings(summary),
+        fontsize=10,
     )
     _save(fig, out, "pgr_vs_strength.png")
 
@@ -171,7 +198,7 @@ def plot_comparison(
         _legend(ax, count)
         written.append(_save(fig, out, f"compare_{metric}_vs_size.png"))
 
-    with_pgr = [(r, v) for r, names in shown.items() for v in names if "pgr_beyond_n" in summaries[r]["variants"][v]]
+    with_pgr = [(r, v) for r, names in shown.items() for v in names if has_pgr(summaries[r]["variants"][v])]
     if with_pgr:
         fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * len(variants) + 2), 4.2))
         offsets = {run: (i - (len(summaries) - 1) / 2) * 0.8 / len(summaries) for i, run in enumerate(summaries)}
@@ -189,7 +216,8 @@ def plot_comparison(
         ax.set_xticks(range(len(variants)), variants, fontsize=7, rotation=30, ha="right")
         spans = sorted({f"{n + 1}..{big_n}" for n, big_n in (limits(s) for s in summaries.values())})
         ax.set(xlabel="variant", ylabel=f"PGR on sizes {', '.join(spans)} (1: oracle, 0: trivial)")
-        title = f"performance gap recovered beyond n; bars: 95% interval over {_seeds_phrase(tables)}{warning}"
+        weak = "".join(_weak_ceilings(summary) for summary in summaries.values())
+        title = f"performance gap recovered beyond n; bars: 95% interval over {_seeds_phrase(tables)}{weak}{warning}"
         ax.set_title(title, fontsize=9, color="C3" if mixed else "black")
         ax.legend(fontsize=8, title="run", title_fontsize=8)
         written.append(_save(fig, out, "compare_pgr_beyond_n.png"))
@@ -209,7 +237,7 @@ def plot_training_curves(summary: dict, log: list[dict], out: Path) -> None:
     left, every evaluated variant's fine-tuning on the right (one thin line per seed, a colour per variant)."""
     from experiment.rundir import PRETRAIN  # the phase names of the log
 
-    names = [n for n in summary["variants"] if n != "trivial"]
+    names = [n for n in summary["variants"] if n not in BASELINES]
     wide = len(names) > 7
     fig, axes = plt.subplots(2, 2, figsize=(12.8 if wide else 10.4, 6.4), sharex="col")
     for row, (metric, ylabel) in enumerate((("loss", "training loss"), ("acc", "training accuracy"))):

@@ -8,7 +8,6 @@ import numpy as np
 from flax import nnx
 
 from graphgen.dataset import bucket
-from models.objectives import report_logits
 
 
 def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int = 256) -> np.ndarray:
@@ -42,6 +41,26 @@ def predictions(model, arrays: dict, min_pad: int, variant=None, swap: bool = Fa
     )
 
 
+def self_query(model, arrays: dict, min_pad: int, vocab: int, swap: bool = False) -> np.ndarray:
+    """What the model knows of d(s,v): its d(s,t) head asked the same graph with t := v, for every vertex v
+    of the graph (B, V), the source itself answered 0 without asking (d(s,s) = 0 is given by the question;
+    the model was never asked it); 0 at ids not in the graph. swap=True: d(t,v), the question from t."""
+    source = arrays["t"] if swap else arrays["s"]
+    present = np.zeros((len(source), vocab + 1), bool)
+    rows = np.broadcast_to(np.arange(len(source))[:, None], arrays["edge_mask"].shape)
+    for end in (0, 1):
+        present[rows[arrays["edge_mask"]], arrays["edges"][..., end][arrays["edge_mask"]]] = True
+    present[np.arange(len(source)), source] = False
+    graph, v = np.nonzero(present)
+    asked = {k: arrays[k][graph] for k in ("num_nodes", "edges", "edge_mask", "path")} | {
+        "s": source[graph],
+        "t": v.astype(source.dtype),
+    }
+    answers = np.zeros((len(source), vocab + 1), int)
+    answers[graph, v] = predictions(model, asked, min_pad)
+    return answers[:, 1:]
+
+
 @partial(jax.jit, static_argnames=("graphdef", "head", "swap", "n_pad"))
 def _forward(graphdef, state, inputs, head, swap, n_pad):
     """Module-level and keyed on the model's structure and head: every seed of every variant of a head
@@ -53,7 +72,7 @@ def _forward(graphdef, state, inputs, head, swap, n_pad):
         return model.d_st_head(*encoded)[:, 0].argmax(-1)
     vocab = model.encoder.ids.num_embeddings - 1
     ids = jnp.broadcast_to(jnp.arange(1, vocab + 1), (s.shape[0], vocab))
-    return report_logits(model, head, inputs["edges"], inputs["edge_mask"], encoded, ids).argmax(-1)
+    return model.report(head, encoded, inputs["edges"], inputs["edge_mask"], ids).argmax(-1)
 
 
 def trivial_report(d_hat: np.ndarray, s: np.ndarray, t: np.ndarray, vocab: int) -> np.ndarray:

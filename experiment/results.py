@@ -66,7 +66,7 @@ def metrics_csv(summary: dict) -> str:
                     writer.writerow([name, by, value, m, f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]])
                 if row.get("pgr") is not None:
                     writer.writerow([name, by, value, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
-    for name in ("d_st_acc_by_size", "probe_acc_by_size"):
+    for name in ("d_st_acc_by_size", "knows_su_by_size", "probe_acc_by_size", "mlp_probe_acc_by_size"):
         for size, acc in summary["capability"].get(name, {}).items():
             writer.writerow(["capability", "size", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
     return out.getvalue()

@@ -25,7 +25,7 @@ from common.files import filter_jsonl, read_jsonl, write_atomic, write_json
 from configs import Config, config_changes
 from experiment.events import PhaseEvents, phase_dir
 from models.model import PathModel
-from models.objectives import PRETRAINED, variant
+from models.objectives import PRETRAINED, Variant, ready_for, variant
 
 PRETRAIN = "pretrain"
 
@@ -223,12 +223,13 @@ def new_model(cfg: Config, seed: int) -> PathModel:
     return PathModel(cfg.model, cfg.data.vocab, nnx.Rngs(seed))
 
 
-def variant_model(cfg: Config, pretrained: nnx.State, seed: int) -> PathModel:
+def variant_model(cfg: Config, pretrained: nnx.State, seed: int, reporter: Variant) -> PathModel:
     """A fresh model (heads initialised from `seed`) carrying a copy of the pretrained encoder and d(s,t)
-    head. A copy, because a train step donates (frees) the buffers of the parameters it trains."""
+    head, ready to fine-tune `reporter`. A copy, because a train step donates (frees) the buffers of the
+    parameters it trains."""
     model = new_model(cfg, seed)
     nnx.update(model, jax.tree.map(jnp.copy, pretrained))
-    return model
+    return ready_for(reporter, model)
 
 
 def finished_manager(run_dir: Path, phase: str) -> tuple[ocp.CheckpointManager, int]:
@@ -256,5 +257,7 @@ def load_pretrained(cfg: Config, run_dir: Path) -> PathModel:
 
 def load_reporter(cfg: Config, run_dir: Path, name: str, seed: int, pretrained: nnx.State) -> PathModel:
     """Seed `seed` of the report variant `name`, as its fine-tuning phase left it."""
-    model = variant_model(cfg, pretrained, seed)
-    return load_phase(model, run_dir, phase_name(name, seed), variant(name).trainable())
+    reporter = variant(name)
+    return load_phase(
+        variant_model(cfg, pretrained, seed, reporter), run_dir, phase_name(name, seed), reporter.trainable()
+    )

@@ -8,9 +8,17 @@ Encoders (ModelConfig.encoder), both reading exactly the data contract (edges, e
   every iteration. One iteration can move information one hop, so `loops` defaults to the padded graph
   size and grows for larger graphs at no parameter cost.
 
-Heads are decoder queries that cross-attend to the encoder tokens and classify a distance in 0..vocab-1:
-the d(s,t) head uses a learned query; the report head adds the embedding of a queried vertex u to its query.
-The probe is a linear map from the encoder's own features of u (does the encoder hold the answer at all?).
+Heads are decoder queries that cross-attend to the encoder tokens and classify a distance in 0..vocab-1.
+The d(s,t) head uses a learned query. A d(s,u) reporter is one of REPORTERS:
+- "fresh": a new query head, freshly initialised, its query plus the id embedding of u.
+- "warm": a query head initialised as a copy of the pretrained d(s,t) head (every distance class already
+  trained), its query plus a projection of u's encoder features that starts at zero: before fine-tuning it
+  answers exactly d(s,t). Its output layer starts equal to the d(s,t) head's and is then trained freely.
+- "shared": the pretrained d(s,t) head itself, given the same zero-initialised projection of u as query
+  input; only the projection learns (and, in the encoder-training variants, the encoder and this head). One
+  decoder, two questions: the output layer stays the d(s,t) head's, so every distance class stays trained.
+- "probe", "mlp-probe": a linear map, or a one-hidden-layer MLP, of the encoder's own features of u (does the
+  encoding hold the answer at all, linearly or not?).
 """
 
 import dataclasses
@@ -165,16 +173,40 @@ class QueryHead(nnx.Module):
         return self.out(self.norm_out(h)).astype(jnp.float32)  # softmax and loss in float32
 
 
+# Each reporter and the parameter groups (attributes of PathModel) that make it.
+REPORTERS = {
+    "fresh": ("report_head",),
+    "warm": ("report_head", "u_query"),
+    "shared": ("u_query",),  # the d(s,t) head answers; it trains only with the encoder
+    "probe": ("probe",),
+    "mlp-probe": ("mlp_probe",),
+}
+PROBES = ("probe", "mlp-probe")
+
+
 class PathModel(nnx.Module):
-    """Encoder, the d(s,t) head, the d(s,u) report head and a linear probe. Distances are classes
+    """Encoder, the d(s,t) head and the parameters of every d(s,u) reporter (REPORTERS). Distances are classes
     0..vocab-1 (a path has fewer than vocab edges). Inputs: edges (B, E, 2), edge_mask (B, E), s, t (B,)."""
 
     def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
         cfg.validate()
+        kw = cfg.layer_args()
         self.encoder = ENCODERS[cfg.encoder](cfg, vocab, rngs)
         self.d_st_head = QueryHead(cfg, vocab, rngs)
         self.report_head = QueryHead(cfg, vocab, rngs)
-        self.probe = nnx.Linear(cfg.width, vocab, rngs=rngs, **cfg.layer_args())
+        self.u_query = nnx.Linear(
+            cfg.width, cfg.width, use_bias=False, kernel_init=nnx.initializers.zeros, rngs=rngs, **kw
+        )
+        self.probe = nnx.Linear(cfg.width, vocab, rngs=rngs, **kw)
+        self.mlp_probe = nnx.Sequential(
+            nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs, **kw),
+            jax.nn.gelu,
+            nnx.Linear(cfg.width * cfg.mlp_ratio, vocab, rngs=rngs, **kw),
+        )
+
+    def warm_start(self) -> None:
+        """The "warm" reporter's starting point: its head a copy of the (pretrained) d(s,t) head."""
+        nnx.update(self.report_head, jax.tree.map(jnp.copy, nnx.state(self.d_st_head)))
 
     def encode(self, edges, edge_mask, s, t, n_pad: int):
         return self.encoder(edges, edge_mask, s, t, n_pad)
@@ -183,10 +215,12 @@ class PathModel(nnx.Module):
         """d(s,t) logits (B, vocab)."""
         return self.d_st_head(*self.encode(edges, edge_mask, s, t, n_pad))[:, 0]
 
-    def report(self, encoded, u: jax.Array) -> jax.Array:
-        """d(s,u) logits (B, Q, vocab) for queried vertex ids u (B, Q): a query built from the id of u."""
-        return self.report_head(*encoded, self.encoder.ids(u))
-
-    def probe_logits(self, encoded, edges, edge_mask, u: jax.Array) -> jax.Array:
-        """d(s,u) logits (B, Q, vocab) of a linear probe on the encoder's features of u."""
-        return self.probe(self.encoder.vertex_features(encoded[0], edges, edge_mask, u)).astype(jnp.float32)
+    def report(self, reporter: str, encoded, edges, edge_mask, u: jax.Array) -> jax.Array:
+        """d(s,u) logits (B, Q, vocab) of `reporter` (a key of REPORTERS) for queried vertex ids u (B, Q)."""
+        if reporter == "fresh":
+            return self.report_head(*encoded, self.encoder.ids(u))
+        features = self.encoder.vertex_features(encoded[0], edges, edge_mask, u)
+        if reporter in PROBES:
+            return (self.probe if reporter == "probe" else self.mlp_probe)(features).astype(jnp.float32)
+        head = self.report_head if reporter == "warm" else self.d_st_head
+        return head(*encoded, self.u_query(features))

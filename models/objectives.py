@@ -11,7 +11,7 @@ from flax import nnx
 from graphgen import GraphBatch
 from models import consistency
 from models.consistency import CONDITIONS, LADDER, question
-from models.model import PathModel
+from models.model import PROBES, REPORTERS, PathModel
 
 
 def path_queries(batch: GraphBatch) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -37,8 +37,8 @@ def d_st_loss(model: PathModel, batch: GraphBatch, n_pad: int) -> tuple[jax.Arra
 class Variant:
     """One way of obtaining a d(s,u) reporter from the pretrained model."""
 
-    head: str  # "report" (decoder query given u) or "probe" (linear map of the encoder's features of u)
-    train_encoder: bool  # False: only the head learns
+    head: str  # the reporter, a key of models.model.REPORTERS
+    train_encoder: bool  # False: only the reporter's own parameters learn
     keep_d_st: bool  # keep the d(s,t) loss on while fine-tuning
     labels_up_to_N: bool  # False: labels on sizes n_min..n only (the experiment); True: n_min..N (baselines)
     labels: bool = True  # False: no labels at all (consistency-only)
@@ -50,31 +50,45 @@ class Variant:
         return jnp.array([weights.get(name, 0.0) for name in CONDITIONS], jnp.float32)
 
     def trainable(self) -> nnx.filterlib.Filter:
-        head = nnx.PathContains("report_head" if self.head == "report" else "probe")
-        if not self.train_encoder:
-            return head
-        return nnx.Any(head, nnx.PathContains("encoder"), nnx.PathContains("d_st_head"))
+        groups = REPORTERS[self.head] + (("encoder", "d_st_head") if self.train_encoder else ())
+        return nnx.Any(*(nnx.PathContains(group) for group in groups))
 
+    def ceiling(self) -> "Variant | None":
+        """The oracle this variant's PGR divides by: same reporter, labels on every size <= N, nothing else.
+        None for the probes: they are baselines with labels up to N themselves."""
+        return None if self.head in PROBES else dataclasses.replace(VARIANTS["oracle"], head=self.head)
+
+
+# The report heads the decoder-query variants may use (BASE:HEAD), and the one they use unless told.
+REPORT_HEADS = tuple(head for head in REPORTERS if head not in PROBES)
+DEFAULT_HEAD = "warm"
 
 VARIANTS = {
-    "frozen": Variant("report", train_encoder=False, keep_d_st=False, labels_up_to_N=False),
-    "trainable": Variant("report", train_encoder=True, keep_d_st=False, labels_up_to_N=False),
-    "trainable+dst": Variant("report", train_encoder=True, keep_d_st=True, labels_up_to_N=False),
-    "oracle": Variant("report", train_encoder=False, keep_d_st=False, labels_up_to_N=True),
+    "frozen": Variant(DEFAULT_HEAD, train_encoder=False, keep_d_st=False, labels_up_to_N=False),
+    "trainable": Variant(DEFAULT_HEAD, train_encoder=True, keep_d_st=False, labels_up_to_N=False),
+    "trainable+dst": Variant(DEFAULT_HEAD, train_encoder=True, keep_d_st=True, labels_up_to_N=False),
+    "oracle": Variant(DEFAULT_HEAD, train_encoder=False, keep_d_st=False, labels_up_to_N=True),
     "probe": Variant("probe", train_encoder=False, keep_d_st=False, labels_up_to_N=True),
-    "consistency-only": Variant("report", train_encoder=False, keep_d_st=False, labels_up_to_N=False, labels=False),
+    "mlp-probe": Variant("mlp-probe", train_encoder=False, keep_d_st=False, labels_up_to_N=True),
+    "consistency-only": Variant(DEFAULT_HEAD, train_encoder=False, keep_d_st=False, labels_up_to_N=False, labels=False),
 }
 
 PRETRAINED = nnx.Any(nnx.PathContains("encoder"), nnx.PathContains("d_st_head"))
 
 
 def variant(spec: str) -> Variant:
-    """A variant from its name: BASE or BASE@COND[=WEIGHT]+COND..., e.g. `frozen@range+bellman=0.5`.
-    BASE is a key of VARIANTS; COND a registered consistency condition, or `all` for every one of them.
-    `consistency-only` alone means consistency-only@all. Raises ValueError naming what is wrong."""
-    base, at, terms = spec.partition("@")
+    """A variant from its name: BASE[:HEAD][@COND[=WEIGHT]+COND...], e.g. `frozen:fresh@range+bellman=0.5`.
+    BASE is a key of VARIANTS; HEAD one of REPORT_HEADS (default DEFAULT_HEAD; not for the probes); COND a
+    registered consistency condition, or `all` for every one of them. `consistency-only` alone means
+    consistency-only@all. Raises ValueError naming what is wrong."""
+    reporter, at, terms = spec.partition("@")
+    base, colon, head = reporter.partition(":")
     if base not in VARIANTS:
         raise ValueError(f"unknown variant '{base}' (known: {', '.join(VARIANTS)}; add @conditions for consistency)")
+    if colon and (head not in REPORT_HEADS or VARIANTS[base].head in PROBES):
+        raise ValueError(
+            f"unknown head '{head}' in '{spec}' (report heads: {', '.join(REPORT_HEADS)}; the probes take none)"
+        )
     if base == "consistency-only" and not terms:
         terms = "all"
     consistency = []
@@ -94,7 +108,21 @@ def variant(spec: str) -> Variant:
         consistency += [(n, w) for n in names]
     if at and not consistency:
         raise ValueError(f"no consistency condition after '@' in '{spec}'")
-    return dataclasses.replace(VARIANTS[base], consistency=tuple(consistency))
+    return dataclasses.replace(VARIANTS[base], head=head or VARIANTS[base].head, consistency=tuple(consistency))
+
+
+def ceilings(names: list[str]) -> dict[str, str]:
+    """For each variant name, the name among `names` of the oracle its PGR divides by (see Variant.ceiling);
+    variants without one among `names` are left out."""
+    oracles = {variant(name): name for name in names if variant(name).labels_up_to_N}
+    return {name: oracles[ceiling] for name in names if (ceiling := variant(name).ceiling()) in oracles}
+
+
+def ready_for(reporter: Variant, model: PathModel) -> PathModel:
+    """A model that holds the pretrained encoder and d(s,t) head, made ready for fine-tuning `reporter`."""
+    if reporter.head == "warm":
+        model.warm_start()
+    return model
 
 
 def ladder(base: str) -> list[str]:
@@ -103,18 +131,11 @@ def ladder(base: str) -> list[str]:
     return [base, *(f"{base}@{r}" for r in rungs)]
 
 
-def report_logits(model: PathModel, head: str, edges, edge_mask, encoded, u: jax.Array) -> jax.Array:
-    """d(s,u) logits (B, Q, classes) of the reporter `head` ("report" or "probe")."""
-    if head == "probe":
-        return model.probe_logits(encoded, edges, edge_mask, u)
-    return model.report(encoded, u)
-
-
 def report_loss(model: PathModel, batch: GraphBatch, variant: Variant, n_pad: int) -> tuple[jax.Array, jax.Array]:
     """Cross-entropy and accuracy of d(s,u) over every vertex of the path (plus d(s,t) if kept)."""
     encoded = model.encode(batch.edges, batch.edge_mask, batch.s, batch.t, n_pad)
     u, labels, valid = path_queries(batch)
-    loss, acc = _masked_ce(report_logits(model, variant.head, batch.edges, batch.edge_mask, encoded, u), labels, valid)
+    loss, acc = _masked_ce(model.report(variant.head, encoded, batch.edges, batch.edge_mask, u), labels, valid)
     if variant.keep_d_st:
         d_st_logits = model.d_st_head(*encoded)[:, 0]
         loss = loss + optax.softmax_cross_entropy_with_integer_labels(d_st_logits, batch.d_st).mean()
@@ -144,7 +165,7 @@ def answers(model: PathModel, variant: Variant, x: Unlabelled, n_pad: int, vocab
     from_t_encoded = model.encode(x.edges, x.edge_mask, x.t, x.s, n_pad)
 
     def distribution(encoded):
-        return jax.nn.softmax(report_logits(model, variant.head, x.edges, x.edge_mask, encoded, ids))
+        return jax.nn.softmax(model.report(variant.head, encoded, x.edges, x.edge_mask, ids))
 
     d_hat = jax.lax.stop_gradient(model.d_st_head(*from_s_encoded)[:, 0].argmax(-1))
     from_s, from_t = distribution(from_s_encoded), distribution(from_t_encoded)

@@ -51,7 +51,7 @@ def test_compare_writes_both_runs_numbers(tmp_path):
     out = tmp_path / "out"
     for name in ("compare_acc_vs_size.png", "compare_coherent_wrong_vs_size.png", "compare_pgr_beyond_n.png"):
         assert (out / name).stat().st_size > 10_000, name
-    assert not (out / "compare_withheld_vs_size.png").exists()  # no run reports it
+    assert not (out / "compare_knows_withholds_vs_size.png").exists()  # no run reports it
     rows = list(csv.DictReader((out / "compare.csv").open()))
     acc = {(r["run"], r["variant"], r["size"]): float(r["mean"]) for r in rows if r["metric"] == "acc"}
     assert acc[("quick", "frozen", "5")] == 0.25 and acc[("quick-bellman", "frozen", "5")] == 0.5

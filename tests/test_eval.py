@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from conftest import HAND_FROM_S, HAND_FROM_T, HAND_GRAPH, HAND_VOCAB, run_script
 
-from experiment.metrics import add_pgr, mean_ci, query_outcomes
+from experiment.metrics import KNOWS_SAYS, add_pgr, mean_ci, query_outcomes
 from experiment.predict import trivial_report
 from models.consistency import CONDITIONS
+from models.objectives import ceilings
 
 evaluate = partial(run_script, "eval.py")
 
@@ -18,7 +19,7 @@ ON_PATH = np.array([[True] * 4 + [False] * 2])
 
 
 def outcomes(from_s, from_t):
-    return query_outcomes(np.array([from_s]), np.array([from_t]), D_HAT, ARRAYS, VOCAB)
+    return query_outcomes(np.array([from_s]), np.array([from_t]), D_HAT, np.array([HAND_FROM_S]), ARRAYS, VOCAB)
 
 
 def test_truthful_answers_are_correct_and_consistent():
@@ -51,7 +52,7 @@ def test_pgr_arithmetic():
         return {"by_size": {"4": {"acc": acc}, "9": {"acc": acc}}}
 
     variants = {"trivial": table(0.2), "oracle": table(0.8), "frozen": table(0.5), "broken": table(0.1)}
-    add_pgr(variants, n_report=5)
+    add_pgr(variants, 5, {"oracle": "oracle", "frozen": "oracle", "broken": "oracle"})
     assert "pgr" not in variants["frozen"]["by_size"]["4"]  # sizes <= n have labels: no gap to recover
     assert variants["frozen"]["by_size"]["9"]["pgr"] == pytest.approx(0.5)
     assert variants["oracle"]["by_size"]["9"]["pgr"] == pytest.approx(1.0)
@@ -69,22 +70,35 @@ def test_summary_has_the_promised_structure(finished_run):
     assert len(summary["eval_set_hash"]) == 64 and summary["config"]["data"]["n_max"] == 6
     capability = summary["capability"]
     assert set(capability["d_st_acc_by_size"]) == {str(n) for n in range(3, 9)}
-    assert set(capability["probe_acc_by_size"]) == set(capability["d_st_acc_by_size"])
+    for key in ("knows_su_by_size", "probe_acc_by_size", "mlp_probe_acc_by_size"):
+        assert set(capability[key]) == set(capability["d_st_acc_by_size"]), key
+    assert capability["knows_su_by_distance"]["0"] == 1.0  # d(s,s) = 0 is given by the question
     n_max = summary["config"]["data"]["n_max"]
     bar = [acc >= capability["threshold"] for n, acc in capability["d_st_acc_by_size"].items() if int(n) <= n_max]
     assert len(bar) == n_max - 2 and capability["capability_ok"] is all(bar)
-    assert set(summary["variants"]) == {"trivial", "frozen", "trainable", "trainable+dst", "oracle", "probe"}
+    names = summary["config"]["experiment"]["variants"].split(",")
+    assert {"frozen", "oracle", "frozen:fresh", "oracle:fresh", "mlp-probe"} <= set(names)
+    assert set(summary["variants"]) == {"trivial", "self", *names}
+    oracle_of = ceilings(names)
+    assert set(summary["ceilings"]) == set(oracle_of.values()) == {"oracle", "oracle:fresh"}
     for name, table in summary["variants"].items():
         assert set(table["by_size"]) == set(capability["d_st_acc_by_size"]), name  # every size n_min..N+2
         assert set(table["by_distance"]) == {str(d) for d in range(0, int(max(table["by_distance"], key=int)) + 1)}
         for size, row in table["by_size"].items():
-            assert {"acc", "mae", "coherent_wrong", "incoherent"} <= set(row), (name, size)
-            assert ("pgr" in row) == (int(size) > 4), (name, size)  # PGR only beyond the labelled sizes
-            if "pgr" in row:  # computed from this summary's own seed means
+            assert {"acc", "mae", "coherent_wrong", "incoherent", "agrees"} <= set(row), (name, size)
+            assert sum(row[part] for part in KNOWS_SAYS) == pytest.approx(1.0), (name, size)
+            assert ("pgr" in row) == (int(size) > 4 and name in oracle_of), (name, size)  # beyond n, with a ceiling
+            if "pgr" in row:  # computed from this summary's own seed means, against the variant's own oracle
                 trivial = summary["variants"]["trivial"]["by_size"][size]["acc"]
-                gap = summary["variants"]["oracle"]["by_size"][size]["acc"] - trivial
+                gap = summary["variants"][oracle_of[name]]["by_size"][size]["acc"] - trivial
                 assert row["pgr"] == (None if abs(gap) < 1e-9 else pytest.approx((row["acc"] - trivial) / gap))
-        assert "pgr_beyond_n" in table, name
+        assert ("pgr_beyond_n" in table) == (name in oracle_of), name
+        if name in oracle_of:
+            pgr = table["pgr_beyond_n"]
+            assert pgr["oracle"] == oracle_of[name]
+            assert pgr["ceiling_ok"] is summary["ceilings"][oracle_of[name]]["ceiling_ok"]
+    # The self-query never withholds what it knows.
+    assert all(row["knows_withholds"] == 0 for row in summary["variants"]["self"]["by_size"].values())
 
 
 def test_eval_rejects_missing_or_corrupt_runs(finished_run, tmp_path):

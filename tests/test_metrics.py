@@ -1,13 +1,16 @@
 """Every reported number against a fixture computed by hand: per-size and per-distance acc and mae (off-path
-vertices excluded), the consistency outcomes with a constructed coherent-but-wrong answer, PGR per size and
-pooled, the 95% interval for every seed count the presets use, capability_ok at the boundary size N and the
-trivial baseline. All pure numpy (the checks run in JAX on tiny arrays): no model, no training."""
+vertices excluded), the consistency outcomes with a constructed coherent-but-wrong answer, knows vs. says, PGR
+per size and pooled against each variant's own oracle, ceiling_ok, the 95% interval for every seed count the
+presets use, capability_ok at the boundary size N and the trivial baseline. All pure numpy (the checks run in
+JAX on tiny arrays): no model, no training."""
 
 import numpy as np
 import pytest
 
 from experiment.metrics import (
     CAPABILITY_THRESHOLD,
+    CEILING_THRESHOLD,
+    KNOWS_SAYS,
     METRICS,
     add_pgr,
     add_pooled_pgr,
@@ -19,6 +22,7 @@ from experiment.metrics import (
     query_outcomes,
     tables,
 )
+from experiment.plots import has_pgr
 from experiment.predict import trivial_report
 from models.consistency import CONDITIONS
 
@@ -50,11 +54,17 @@ ARRAYS = {
 D_HAT = np.array([3, 5, 3])
 PRED_S = np.array([[0, 1, 2, 3, 6, 0, 0], [0, 2, 3, 4, 1, 5, 0], [0, 2, 2, 3, 2, 2, 2]])
 PRED_T = np.array([[3, 2, 1, 0, 3, 0, 0], [5, 3, 2, 1, 4, 0, 0], [3, 2, 2, 0, 2, 2, 2]])
+# What the model knows (self-query answers d(s,v)): A all but vertex 3 (1 for 2), B all but vertex 6 (0 for 5),
+# C all but vertex 2 (3 for 1). Per path query, knows / report right:
+#   A: knows 1 1 0 1, says 1 1 1 1  -> knows&says 3, says without knowing 1 (vertex 3)
+#   B: knows 1 1 1 1 1 0, says 1 0 0 0 0 1  -> knows&says 1, withholds 4 (vertices 2..5), says unknowing 1
+#   C: knows 1 0 1 1, says 1 0 1 1  -> knows&says 3, neither 1 (vertex 2)
+SELF_S = np.array([[0, 1, 1, 3, 0, 0, 0], [0, 1, 2, 3, 4, 0, 0], [0, 3, 2, 3, 0, 0, 0]])
 
 
 @pytest.fixture(scope="module")
 def outcomes():
-    return query_outcomes(PRED_S, PRED_T, D_HAT, ARRAYS, VOCAB)
+    return query_outcomes(PRED_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB)
 
 
 def test_path_labels_are_positions_on_the_path_and_minus_one_elsewhere():
@@ -73,6 +83,37 @@ def test_query_outcomes_per_vertex(outcomes):
     assert outcomes["incoherent"][on_path].tolist() == [0, 1, 0, 0] + [1, 1, 0, 1, 1, 1] + [1, 1, 1, 1]
     assert outcomes["coherent_wrong"][on_path].tolist() == [0, 0, 0, 0] + [0, 0, 1, 0, 0, 0] + [0, 0, 0, 0]
     assert (outcomes["consistent"] == ~outcomes["incoherent"]).all()
+
+
+def test_knows_vs_says_per_query(outcomes):
+    on_path = outcomes["valid"]
+    part = {name: outcomes[name][on_path].astype(int).tolist() for name in KNOWS_SAYS}
+    assert part["knows_says"] == [1, 1, 0, 1] + [1, 0, 0, 0, 0, 0] + [1, 0, 1, 1]
+    assert part["knows_withholds"] == [0, 0, 0, 0] + [0, 1, 1, 1, 1, 0] + [0, 0, 0, 0]
+    assert part["says_unknowing"] == [0, 0, 1, 0] + [0, 0, 0, 0, 0, 1] + [0, 0, 0, 0]
+    assert part["neither"] == [0, 0, 0, 0] + [0, 0, 0, 0, 0, 0] + [0, 1, 0, 0]
+    # The four parts split the queries: each path query is in exactly one.
+    assert (sum(outcomes[name].astype(int) for name in KNOWS_SAYS)[on_path] == 1).all()
+    assert outcomes["agrees"][on_path].astype(int).tolist() == [1, 1, 0, 1] + [1, 0, 0, 0, 0, 0] + [1, 0, 1, 1]
+
+
+def test_knows_vs_says_by_size_sums_to_one(outcomes):
+    by_size = tables(outcomes, ARRAYS)["by_size"]
+    expected = {"5": (6 / 8, 0, 1 / 8, 1 / 8, 6 / 8), "6": (1 / 6, 4 / 6, 1 / 6, 0, 1 / 6)}
+    for size, values in expected.items():
+        got = tuple(by_size[size][name] for name in (*KNOWS_SAYS, "agrees"))
+        assert got == pytest.approx(values), size
+        assert sum(by_size[size][name] for name in KNOWS_SAYS) == pytest.approx(1.0)
+    by_distance = tables(outcomes, ARRAYS)["by_distance"]
+    assert by_distance["1"]["knows_withholds"] == pytest.approx(1 / 3)  # B's vertex 2 of A, B, C's vertex 2
+    assert by_distance["5"]["says_unknowing"] == 1.0
+
+
+def test_the_self_query_as_a_reporter_never_withholds():
+    own = query_outcomes(SELF_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB)
+    on_path = own["valid"]
+    assert not own["knows_withholds"][on_path].any() and not own["says_unknowing"][on_path].any()
+    assert own["agrees"][on_path].all() and (own["acc"] == own["knows_says"])[on_path].all()
 
 
 def test_a_coherent_but_wrong_answer_passes_every_single_check(outcomes):
@@ -170,35 +211,64 @@ def test_aggregate_gives_seed_means_and_intervals_of_every_metric():
         assert row[m] == pytest.approx(0.4) and row[f"{m}_ci95"] == pytest.approx([0.4 - half, 0.4 + half], abs=1e-4)
 
 
-def test_pgr_per_size_from_seed_means():
+def test_pgr_per_size_from_seed_means_against_each_variants_own_oracle():
     def table(*accs):
         return {"by_size": {str(size): {"acc": acc} for size, acc in zip((4, 5, 6), accs, strict=True)}}
 
-    variants = {"trivial": table(0.5, 0.2, 0.3), "oracle": table(0.9, 0.8, 0.3), "frozen": table(0.7, 0.65, 0.9)}
-    add_pgr(variants, n_report=4)
+    variants = {
+        "trivial": table(0.5, 0.2, 0.3),
+        "oracle": table(0.9, 0.8, 0.3),
+        "frozen": table(0.7, 0.65, 0.9),
+        "oracle:fresh": table(0.9, 0.6, 0.5),
+        "frozen:fresh": table(0.9, 0.5, 0.4),
+        "probe": table(0.9, 0.9, 0.9),
+    }
+    oracle_of = {"oracle": "oracle", "frozen": "oracle", "oracle:fresh": "oracle:fresh", "frozen:fresh": "oracle:fresh"}
+    add_pgr(variants, 4, oracle_of)
     frozen = variants["frozen"]["by_size"]
     assert "pgr" not in frozen["4"]
     assert frozen["5"]["pgr"] == pytest.approx((0.65 - 0.2) / (0.8 - 0.2))
     assert frozen["6"]["pgr"] is None  # no gap between oracle and trivial: PGR undefined, not infinite
-    assert variants["trivial"]["by_size"]["5"]["pgr"] == pytest.approx(0)
+    fresh = variants["frozen:fresh"]["by_size"]
+    assert fresh["5"]["pgr"] == pytest.approx((0.5 - 0.2) / (0.6 - 0.2))  # its own oracle, not "oracle"
+    assert fresh["6"]["pgr"] == pytest.approx((0.4 - 0.3) / (0.5 - 0.3))
+    assert variants["oracle"]["by_size"]["5"]["pgr"] == pytest.approx(1)
+    assert "pgr" not in variants["probe"]["by_size"]["5"] and "pgr" not in variants["trivial"]["by_size"]["5"]
 
 
 def test_pooled_pgr_against_oracle_minus_floor():
     pooled = {"trivial": [0.2], "oracle": [0.8, 0.6], "frozen": [0.5, 0.4, 0.6], "probe": [0.7]}
     variants = {name: {} for name in pooled}
-    add_pooled_pgr(variants, pooled)
+    ceilings = add_pooled_pgr(variants, pooled, {"frozen": "oracle", "oracle": "oracle"})
     # floor 0.2, top = oracle mean 0.7: frozen's per-seed PGR 0.6, 0.4, 0.8.
     frozen = variants["frozen"]["pgr_beyond_n"]
     half = STUDENT_T[2] * 0.2 / 3**0.5
     assert frozen["mean"] == pytest.approx(0.6) and frozen["ci95"] == pytest.approx([0.6 - half, 0.6 + half], abs=1e-4)
-    assert variants["probe"]["pgr_beyond_n"] == {"mean": pytest.approx(1.0), "ci95": [pytest.approx(1.0)] * 2}
-    assert variants["trivial"]["pgr_beyond_n"]["mean"] == pytest.approx(0)
+    assert frozen["oracle"] == "oracle"
     assert variants["oracle"]["pgr_beyond_n"]["mean"] == pytest.approx(1.0)
+    assert "pgr_beyond_n" not in variants["probe"] and "pgr_beyond_n" not in variants["trivial"]
+    assert ceilings == {"oracle": {"pooled_acc": pytest.approx(0.7), "ceiling_ok": False}}
     # No gap between the oracle and the floor: no PGR at all (not a division by zero).
     flat = {"trivial": [0.5], "oracle": [0.5, 0.5], "frozen": [0.7]}
     variants = {name: {} for name in flat}
-    add_pooled_pgr(variants, flat)
+    add_pooled_pgr(variants, flat, {"frozen": "oracle", "oracle": "oracle"})
     assert variants == {name: {} for name in flat}
+
+
+@pytest.mark.parametrize(("oracle_acc", "ok"), [(0.85, False), (0.9, True), (0.97, True)])
+def test_ceiling_ok_flips_with_a_weak_oracle(oracle_acc, ok):
+    """A fabricated summary: a strong "oracle" and a second oracle whose pooled accuracy is `oracle_acc`; every
+    variant divided by the second is marked, and the PGR plots leave it out."""
+    assert CEILING_THRESHOLD == 0.9
+    pooled = {"trivial": [0.5], "oracle": [1.0], "frozen": [0.8], "oracle:fresh": [oracle_acc], "frozen:fresh": [0.6]}
+    oracle_of = {"oracle": "oracle", "frozen": "oracle", "oracle:fresh": "oracle:fresh", "frozen:fresh": "oracle:fresh"}
+    variants = {name: {} for name in pooled}
+    ceilings = add_pooled_pgr(variants, pooled, oracle_of)
+    assert ceilings["oracle"]["ceiling_ok"] is True and ceilings["oracle:fresh"]["ceiling_ok"] is ok
+    assert variants["frozen:fresh"]["pgr_beyond_n"]["ceiling_ok"] is ok
+    assert variants["frozen"]["pgr_beyond_n"]["ceiling_ok"] is True
+    assert has_pgr(variants["frozen:fresh"]) is ok and has_pgr(variants["frozen"])
+    assert not has_pgr(variants["trivial"])
 
 
 def capability_fixture(correct_by_size: dict[int, int], per_size: int = 20):

@@ -1,4 +1,5 @@
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ from experiment.fit import make_train_step
 from experiment.optim import optimizer
 from experiment.phases import batch_sampler
 from graphgen import sample_batch
-from models.model import ModelConfig, PathModel
+from models.model import REPORTERS, ModelConfig, PathModel
 from models.objectives import PRETRAINED, d_st_loss
 
 VOCAB, N_PAD = 12, 8
@@ -41,15 +42,14 @@ def test_padding_and_edge_order_do_not_change_outputs(encoder, batch):
     assert not np.allclose(unmasked, logits, atol=1e-3)
 
 
-def test_report_and_probe_heads_answer_every_query(batch):
+def test_every_reporter_answers_every_query(batch):
     """Each query gets its own answer: the same as when asked alone, and depending on the vertex asked about."""
     model = PathModel(ModelConfig(width=16, heads=2), VOCAB, nnx.Rngs(0))
+    # The projection of u starts at zero (warm and shared then answer d(s,t) for every u): as after training.
+    model.u_query.kernel[...] = jax.random.normal(jax.random.key(2), model.u_query.kernel.shape) * 0.3
     encoded = model.encode(batch.edges, batch.edge_mask, batch.s, batch.t, N_PAD)
-    heads = {
-        "report": lambda u: model.report(encoded, u),
-        "probe": lambda u: model.probe_logits(encoded, batch.edges, batch.edge_mask, u),
-    }
-    for name, head in heads.items():
+    for name in REPORTERS:
+        head = partial(model.report, name, encoded, batch.edges, batch.edge_mask)
         together = head(batch.path)
         assert together.shape == (10, N_PAD, VOCAB), name
         for j in (0, 1, N_PAD - 1):

@@ -39,8 +39,8 @@ def test_bfloat16_computes_in_bfloat16_keeps_float32_parameters_and_logits(encod
         return (
             encoded[0],
             model(*inputs),
-            model.report(encoded, batch.path),
-            model.probe_logits(encoded, *inputs[:2], batch.path),
+            model.report("fresh", encoded, *inputs[:2], batch.path),
+            model.report("probe", encoded, *inputs[:2], batch.path),
         )
 
     half, full = outputs(models["bfloat16"]), outputs(models["float32"])

@@ -7,6 +7,7 @@ import pytest
 from conftest import TINY, log_records, run_script
 from matplotlib.image import imread
 
+from configs import PRESETS
 from experiment.rundir import read_log
 
 train = partial(run_script, "train.py")
@@ -22,9 +23,8 @@ def test_help_documents_every_field():
 def test_run_writes_log_and_results(finished_run):
     lines = read_log(finished_run / "run")
     assert [x["step"] for x in lines if x["phase"] == "pretrain"] == [5, 10, 15, 20]
-    assert {x["phase"] for x in lines} == {"pretrain"} | {
-        f"{v}-seed{s}" for v in ["frozen", "trainable", "trainable+dst", "oracle", "probe"] for s in (100, 101)
-    }
+    variants = PRESETS["tiny"].experiment.variant_list()
+    assert {x["phase"] for x in lines} == {"pretrain"} | {f"{v}-seed{s}" for v in variants for s in (100, 101)}
     results = finished_run / "results"
     summary = json.loads((results / "summary.json").read_text())
     # metrics.csv holds exactly the summary's numbers: every metric of every variant, size and distance.
@@ -34,7 +34,7 @@ def test_run_writes_log_and_results(finished_run):
     for name, table in summary["variants"].items():
         for by in ("size", "distance"):
             for value, row in table[f"by_{by}"].items():
-                for metric in ("acc", "mae", "coherent_wrong", "incoherent"):
+                for metric in ("acc", "mae", "coherent_wrong", "incoherent", "knows_withholds", "agrees"):
                     line = written[(name, by, value, metric)]
                     assert float(line["mean"]) == pytest.approx(row[metric], rel=1e-5, abs=1e-9)
                     assert int(line["seeds"]) == table["seeds"]
@@ -44,6 +44,7 @@ def test_run_writes_log_and_results(finished_run):
         "accuracy_vs_size.png",
         "coherent_wrong_vs_size.png",
         "capability_vs_report.png",
+        "withheld_vs_size.png",
         "training_curves.png",
     ]:
         image = imread(results / name)

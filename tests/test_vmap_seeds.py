@@ -10,8 +10,12 @@ from flax import nnx
 
 from configs import PRESETS
 from experiment.phases import finetune
-from experiment.rundir import finetune_seeds, load_phase, new_model, variant_model
+from experiment.rundir import finetune_seeds, load_phase, new_model, phase_name, variant_model
 from models.objectives import PRETRAINED, variant
+
+# The fresh head: its seeds start from different parameters (a warm head starts as the same copy for every
+# seed), so the control below sees what different seeds look like.
+NAME = "frozen:fresh"
 
 
 def test_vmapped_seeds_train_what_one_at_a_time_does(finished_run, tmp_path):
@@ -20,15 +24,16 @@ def test_vmapped_seeds_train_what_one_at_a_time_does(finished_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(finished_run / "run", run)
     for seed in finetune_seeds(cfg):
-        shutil.rmtree(run / "checkpoints" / f"frozen-seed{seed}")
+        shutil.rmtree(run / "checkpoints" / phase_name(NAME, seed))
     pretrained = nnx.state(load_phase(new_model(cfg, cfg.pretrain.seed), run, "pretrain", PRETRAINED), PRETRAINED)
 
-    finetune(cfg, run, "frozen", pretrained)
+    finetune(cfg, run, NAME, pretrained)
 
-    trainable = variant("frozen").trainable()
+    reporter = variant(NAME)
+    trainable = reporter.trainable()
 
     def params(run_dir, seed):
-        model = load_phase(variant_model(cfg, pretrained, seed), run_dir, f"frozen-seed{seed}", trainable)
+        model = load_phase(variant_model(cfg, pretrained, seed, reporter), run_dir, phase_name(NAME, seed), trainable)
         return jax.tree.leaves(nnx.state(model, trainable))
 
     def largest_difference(a, b):
