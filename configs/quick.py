@@ -1,13 +1,13 @@
 """The README's command: the whole experiment on a 2-core CPU in minutes (python train.py --preset quick).
 
 Every reporter design with its own oracle (warm, the default; shared; fresh, the old head, kept so that the
-difference is on one plot) and both probes. The encoder-training variants (trainable, trainable+dst) cost ~6x
-a frozen one per step on CPU: opt in with --experiment.variants."""
+difference is on one plot) and both probes, 1,000 fine-tuning steps each (the warm and shared reporters have
+converged by then). The encoder-training variants (trainable, trainable+dst) cost ~6x a frozen one per step
+on CPU: opt in with --experiment.variants."""
 
-from configs.config import Config, ExperimentConfig
+from configs.config import Config
 
-CONFIG = Config(
-    experiment=ExperimentConfig(
-        variants="frozen,oracle,frozen:shared,oracle:shared,frozen:fresh,oracle:fresh,probe,mlp-probe"
-    )
+CONFIG = Config().replace(
+    finetune={"steps": 1000},
+    experiment={"variants": "frozen,oracle,frozen:shared,oracle:shared,frozen:fresh,oracle:fresh,probe,mlp-probe"},
 )
