@@ -1,0 +1,73 @@
+"""Runs mutmut's mutants, each in a fresh process: python tests/mutation.py [--jobs N] [PATTERN ...]
+
+Why not `mutmut run` alone: mutmut 3 runs every mutant in a process forked from one that has already run JAX,
+and XLA's thread pools do not survive a fork, so a mutant whose tests compile a program hangs and is counted as
+a timeout. Here mutmut only generates the mutants and maps each function to the tests that reach it:
+
+    mutmut run "nothing"             # mutants/ and its stats, no mutant run (the pattern matches none)
+    python tests/mutation.py         # every mutant not yet checked; PATTERN: fnmatch on mutant names
+    mutmut results                   # what survived; `mutmut show NAME` for a mutant's diff
+
+Outcomes are written where `mutmut results` reads them (mutants/**/*.meta) with mutmut's exit codes.
+"""
+
+import argparse
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+MUTANTS = Path("mutants")
+NO_TESTS, TIMEOUT = 33, 36  # mutmut's exit codes for "no tests" and "timeout"
+
+
+def run_mutant(name: str, tests: list[str], seconds: float, pytest_args: list[str]) -> int:
+    """pytest exit code of `tests` with mutant `name` active (1: killed, 0: survived)."""
+    if not tests:
+        return NO_TESTS
+    env = os.environ | {"MUTANT_UNDER_TEST": name}
+    command = [sys.executable, "-m", "pytest", "-q", "-x", *pytest_args, *tests]
+    try:
+        return subprocess.run(command, cwd=MUTANTS, env=env, capture_output=True, timeout=seconds).returncode
+    except subprocess.TimeoutExpired:
+        return TIMEOUT
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("patterns", nargs="*", default=["*"], help="mutant names to run (fnmatch); default all")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once")
+    parser.add_argument("--rerun", action="store_true", help="also run mutants that already have an outcome")
+    args = parser.parse_args()
+    stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
+    pytest_args = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"].get("pytest_add_cli_args", [])
+    metas = {path: json.loads(path.read_text()) for path in MUTANTS.rglob("*.meta")}
+    todo = [
+        (path, name)
+        for path, meta in metas.items()
+        for name, code in meta["exit_code_by_key"].items()
+        if (code is None or args.rerun) and any(fnmatch.fnmatch(name, p) for p in args.patterns)
+    ]
+
+    def check(item):
+        path, name = item
+        tests = sorted(stats["tests_by_mangled_function_name"].get(name.rpartition("__mutmut_")[0], []))
+        seconds = 60 + 10 * sum(stats["duration_by_test"].get(t, 1.0) for t in tests)
+        return path, name, run_mutant(name, tests, seconds, pytest_args)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for path, name, code in tqdm(pool.map(check, todo), total=len(todo), desc="mutants", unit="mutant"):
+            metas[path]["exit_code_by_key"][name] = code
+            path.write_text(json.dumps(metas[path]))  # after each: a stopped run keeps what it measured
+            if code == 0:
+                tqdm.write(f"survived: {name}")
+
+
+if __name__ == "__main__":
+    main()
