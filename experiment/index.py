@@ -9,7 +9,7 @@ from pathlib import Path
 from common.cli import UsageError
 from common.files import write_atomic
 from configs import PRESETS, SWEEPS, comparable, config_changes
-from experiment.summary import read_summary
+from experiment.summary import has_pgr, read_summary
 from models.objectives import variant
 
 
@@ -49,7 +49,7 @@ def current(name: str, summary: dict) -> str:
 def headline(summary: dict) -> str:
     """capability_ok, and PGR beyond n (mean [95% interval]) of the frozen reporter and of the best variant."""
     variants = summary["variants"]
-    pgr = {name: v["pgr_beyond_n"] for name, v in variants.items() if "pgr_beyond_n" in v and v["seeds"]}
+    pgr = {name: v["pgr_beyond_n"] for name, v in variants.items() if has_pgr(v) and v["seeds"]}
     parts = [f"capability_ok {str(summary.get('capability', {}).get('capability_ok', '?')).lower()}"]
     shown = [n for n in ("frozen",) if n in pgr]
     reporters = [n for n in pgr if not _labels_up_to_N(n)]  # not the oracle or the probe: labels on all sizes
@@ -82,7 +82,7 @@ def index_rows(results_root: Path) -> list[dict]:
                 "commit": commit,
                 "config": config_hash(summary["config"])[:12],
                 "evaluation set": summary["eval_set_hash"][:12],
-                "variants × seeds": f"{len(summary['variants']) - 1} × {seeds}",
+                "variants × seeds": f"{sum(bool(v['seeds']) for v in summary['variants'].values())} × {seeds}",
                 "headline": headline(summary),
                 "config = preset now": current(name, summary),
             }
@@ -98,7 +98,8 @@ def index_markdown(rows: list[dict]) -> str:
         "config's (sha256 of its canonical JSON without experiment.variants) and the evaluation set's content hash, "
         "first 12 hex digits; runs with the same evaluation set can be compared (`python eval.py compare`). PGR: "
         "on sizes n+1..N, mean [95% interval] over seeds, of frozen and of the best reporter beside it (not the "
-        "oracle or the probe: they have labels up to N).",
+        "oracle or the probes: they have labels up to N; not a PGR against an oracle below 0.9, ceiling_ok false). "
+        "Variants: the trained ones, not the label-free baselines.",
         "",
     ]
     if not rows:

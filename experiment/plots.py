@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from common.files import write_atomic  # noqa: E402
 from experiment.compare import CURVES, limits  # noqa: E402
+from experiment.summary import has_pgr  # noqa: E402
 from models.consistency import LADDER  # noqa: E402
 from models.objectives import ladder  # noqa: E402
 
@@ -40,12 +41,6 @@ def _legend(ax, count: int) -> None:
         ax.legend(fontsize=8, loc="lower left")
     else:  # a sweep: outside, so that it hides no line
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-
-
-def has_pgr(table: dict) -> bool:
-    """Whether a variant's pooled PGR is drawn: it has one, and its oracle is a ceiling (ceiling_ok; summaries
-    older than the flag are drawn)."""
-    return "pgr_beyond_n" in table and table["pgr_beyond_n"].get("ceiling_ok", True)
 
 
 def _weak_ceilings(summary: dict) -> str:

@@ -8,6 +8,12 @@ from pathlib import Path
 from common.cli import UsageError
 
 
+def has_pgr(table: dict) -> bool:
+    """Whether a variant's pooled PGR counts (is drawn, headlined): it has one and its oracle is a ceiling
+    (ceiling_ok; summaries older than the flag count)."""
+    return "pgr_beyond_n" in table and table["pgr_beyond_n"].get("ceiling_ok", True)
+
+
 def read_summary(path: Path, identity_only: bool = False) -> dict:
     """The summary at `path`; UsageError if it is missing, not JSON, or lacks what evaluate_run writes (with
     identity_only, only what says which experiment it is: the config and the evaluation set's hash)."""

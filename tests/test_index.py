@@ -87,3 +87,18 @@ def test_older_or_odd_summaries_still_get_a_row(tmp_path):
     (tmp_path / "quick" / "summary.json").write_text(json.dumps({"variants": {}}))
     with pytest.raises(UsageError, match="quick/summary.json is not a summary written by eval.py"):
         index_rows(tmp_path)
+
+
+def test_the_headline_leaves_out_a_pgr_against_a_weak_ceiling_and_counts_trained_variants(tmp_path):
+    weak = summary()
+    weak["variants"]["self"] = {"seeds": 0, "by_size": {}}
+    fresh = {"mean": 0.95, "ci95": [0.9, 1.0], "oracle": "oracle:fresh", "ceiling_ok": False}
+    weak["variants"]["frozen:fresh"] = {"seeds": 3, "by_size": {}, "pgr_beyond_n": fresh}
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "summary.json").write_text(json.dumps(weak))
+    (row,) = index_rows(tmp_path)
+    assert row["headline"] == "capability_ok true; PGR frozen 0.50 [0.25, 0.75]"  # not frozen:fresh's 0.95
+    assert row["variants × seeds"] == "2 × 3"  # frozen, frozen:fresh; not trivial or self
+    fresh["ceiling_ok"] = True
+    (tmp_path / "quick" / "summary.json").write_text(json.dumps(weak))
+    assert "PGR frozen:fresh 0.95" in index_rows(tmp_path)[0]["headline"]

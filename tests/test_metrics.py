@@ -22,8 +22,8 @@ from experiment.metrics import (
     query_outcomes,
     tables,
 )
-from experiment.plots import has_pgr
 from experiment.predict import trivial_report
+from experiment.summary import has_pgr
 from models.consistency import CONDITIONS
 
 VOCAB = 7
