@@ -135,3 +135,33 @@ def test_variant_specs():
     assert [name for name, _ in variant("consistency-only").consistency] == list(CONDITIONS)
     assert not variant("consistency-only").labels
     assert dataclasses.replace(variant("oracle@range"), consistency=()) == variant("oracle")
+
+
+# Path s=1 - 2 - 3=t and vertex 4 beyond t: d(s,4) = 3 is the largest answer of the question, above d(s,t) = 2
+# and every d(t,.). `passes` one-hot encodes answers up to the largest answer or d̂; all of them count.
+BEYOND_T = question(
+    jnp.array([[[1, 2], [2, 3], [3, 4]]]), jnp.ones((1, 3), bool), jnp.array([1]), jnp.array([3]),
+    jnp.array([[1, 2, 3]]), 4,
+)  # fmt: skip
+
+
+def test_the_question_marks_the_path_as_a_set_of_booleans():
+    assert BEYOND_T.on_path.dtype == jnp.bool_ and BEYOND_T.on_path.tolist() == [[True, True, True, False]]
+
+
+@pytest.mark.parametrize("name", CONDITIONS)
+def test_the_largest_answer_is_an_answer_like_any_other(name):
+    """Truthful answers, the largest of them off the path beyond t, pass every check in its scope."""
+    from_s, from_t, d_hat = jnp.array([[0, 1, 2, 3]]), jnp.array([[2, 1, 0, 1]]), jnp.array([2])
+    _, scope = CONDITIONS[name](BEYOND_T, jax.nn.one_hot(from_s, 4), jax.nn.one_hot(from_t, 4), d_hat)
+    assert np.asarray(passes(name, BEYOND_T, from_s, from_t, d_hat))[np.asarray(scope)].all()
+    assert np.asarray(scope).any()
+
+
+def test_a_d_hat_above_every_answer_still_counts():
+    """Every answer at most 1 while the d(s,t) head says 2: the report at t disagrees with the head (endpoints)
+    and d(s,s) + d(t,s) = 0 + 1 falls short of it (additivity at s), however few classes the answers need."""
+    from_s, from_t = jnp.array([[0, 1, 1, 1]]), jnp.array([[1, 1, 0, 1]])
+    for d_hat, holds in ((2, False), (1, True)):  # d̂ = 1: the same answers are coherent (the control)
+        assert np.asarray(passes("endpoints", BEYOND_T, from_s, from_t, jnp.array([d_hat]))).all() == holds
+        assert bool(np.asarray(passes("additivity", BEYOND_T, from_s, from_t, jnp.array([d_hat])))[0, 0]) == holds
