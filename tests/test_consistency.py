@@ -66,6 +66,14 @@ def test_each_check_fails_where_it_must(name, from_s, from_t, failing):
     assert failed == failing
 
 
+def test_a_loss_is_the_mean_over_its_scope_of_minus_log_the_probability_it_holds():
+    """range on the hand graph: vertex 3 answers 2 or 4 with probability 1/2 each (4 > d̂ = 3), the other path
+    vertices the truth. P(range holds) = 1/2 at vertex 3 and 1 elsewhere, over a scope of 4 path vertices."""
+    from_s = jax.nn.one_hot(jnp.array([FROM_S]), 8).at[0, 2].set(jnp.zeros(8).at[2].set(0.5).at[4].set(0.5))
+    got = float(loss("range", Q, from_s, jax.nn.one_hot(jnp.array([FROM_T]), 8), D_HAT))
+    assert got == pytest.approx(np.log(2) / 4, rel=1e-6)
+
+
 def test_swapping_two_path_answers_is_coherent_to_weak_checks_only():
     """d(s,2) and d(s,3) exchanged (and d(t,.) to match): wrong, yet endpoints, range, additivity and
     path_permutation all pass; only checks that look off the path (or at neighbours) catch it."""
