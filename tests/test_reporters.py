@@ -63,9 +63,12 @@ def test_only_the_warm_head_is_copied_from_the_d_st_head(pretrained):
     assert not all(jax.tree.leaves(differ))
 
 
-def test_self_query_is_the_d_st_head_asked_with_t_replaced_by_u(pretrained):
-    model = new_model(CFG, 7)
-    nnx.update(model, pretrained)
+@pytest.mark.parametrize("encoder", ["graph", "edges"])
+def test_self_query_is_the_d_st_head_asked_with_t_replaced_by_u(encoder):
+    """Each vertex v asked as t := v; the source answered 0 without asking (the `edges` encoder, asked d(s,s),
+    would answer otherwise: so the 0 is not the model's)."""
+    cfg = dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, encoder=encoder, layers=1))
+    model = new_model(cfg, 7)
     arrays = HAND_GRAPH | {"num_nodes": np.array([5])}  # ids 1..5 (6 absent); s = 1, t = 4
     vocab = 6
     got = self_query(model, arrays, CFG.data.n_max, vocab)
@@ -79,6 +82,9 @@ def test_self_query_is_the_d_st_head_asked_with_t_replaced_by_u(pretrained):
             asked = arrays | {"s": np.array([4]), "t": np.array([v])}
             assert swapped[0, v - 1] == predictions(model, asked, CFG.data.n_max)[0], v
     assert got[0, 0] == 0 and swapped[0, 3] == 0 and got[0, 5] == 0 and swapped[0, 5] == 0
+    if encoder == "edges":  # the control: asked, the model's own answer to d(s,s) and d(t,t) is not 0
+        assert predictions(model, arrays | {"t": arrays["s"]}, CFG.data.n_max)[0] != 0
+        assert predictions(model, arrays | {"s": arrays["t"]}, CFG.data.n_max)[0] != 0
     # Not trivially 0: this untrained head's answers differ across vertices.
     assert len(set(got[0, 1:5].tolist())) > 1 or len(set(swapped[0, [0, 1, 2, 4]].tolist())) > 1
 
