@@ -1,0 +1,34 @@
+"""The fine-tuning objective's pieces by hand: which vertices are report queries and with which labels, and the
+masked cross-entropy and accuracy that training logs."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from graphgen import GraphBatch
+from models.objectives import _masked_ce, path_queries
+
+
+def test_path_queries_are_the_path_vertices_labelled_by_position():
+    """Two paths padded to 5: 7-3-9 (d(s,t) = 2) and 4-8 (d = 1). Padding positions are no query."""
+    path = jnp.array([[7, 3, 9, 0, 0], [4, 8, 0, 0, 0]])
+    zeros = jnp.zeros(2, jnp.int32)
+    batch = GraphBatch(*(zeros,) * 6, path, jnp.array([3, 2]), *(zeros,) * 4)
+    u, labels, valid = path_queries(batch)
+    assert u.tolist() == path.tolist()
+    assert labels.tolist() == [[0, 1, 2, 3, 4]] * 2
+    assert valid.tolist() == [[True, True, True, False, False], [True, True, False, False, False]]
+
+
+def test_masked_cross_entropy_and_accuracy_over_the_valid_queries_only():
+    """Four queries, the last masked. 1: logits favour its label 0 (right); 2: uniform over 2 classes, argmax
+    0, label 1 (wrong); 3: favours its label 1 (right); 4 would be right but does not count."""
+    logits = jnp.array([[[2.0, 0.0], [0.0, 0.0], [0.0, 3.0], [5.0, 0.0]]])
+    labels = jnp.array([[0, 1, 1, 0]])
+    valid = jnp.array([[True, True, True, False]])
+    loss, acc = _masked_ce(logits, labels, valid)
+    # Mean over the valid queries of -log softmax at the label: log(1 + e^-2), log 2, log(1 + e^-3).
+    expected = (np.log1p(np.exp(-2.0)) + np.log(2.0) + np.log1p(np.exp(-3.0))) / 3
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(acc) == pytest.approx(2 / 3)
+    assert float(_masked_ce(logits, labels, jnp.zeros_like(valid))[1]) == 0  # nothing valid: 0, not NaN
