@@ -52,7 +52,8 @@ HEAD_GROUPS = {
     "mlp-probe": {"mlp_probe"},
 }
 # Every base variant with its default head, and the decoder-query bases with every other head.
-SPECS = [*VARIANTS, *(f"{base}:{head}" for base in ("frozen", "trainable", "oracle") for head in ("fresh", "shared"))]
+BASES = ("frozen", "trainable", "trainable+dst", "oracle", "consistency-only")
+SPECS = [*VARIANTS, *(f"{base}:{head}" for base in BASES for head in ("fresh", "shared"))]
 
 
 # The tiny preset's sizes (n_min = 3, n = 4, N = 6); a one-block model (the contracts are about parameter
