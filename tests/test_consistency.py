@@ -130,6 +130,10 @@ def test_no_label_reaches_a_consistency_loss():
         ("nope@range", "unknown variant 'nope'"),
         ("frozen@range=x", "is not a number"),
         ("frozen@range=-1", "must be positive"),
+        ("frozen@range=0", "must be positive"),
+        ("nope", r"\(known: frozen, trainable, trainable\+dst, oracle, probe, mlp-probe, consistency-only;"),
+        ("frozen:nope", r"\(report heads: fresh, warm, shared; the probes take none\)"),
+        ("frozen@nope", r"\(known: endpoints, range, additivity, path_permutation, edge_lipschitz, bellman, all\)"),
         ("frozen@", "no consistency condition"),
     ],
 )
@@ -140,6 +144,11 @@ def test_variant_specs_are_validated(spec, message):
 
 def test_variant_specs():
     assert variant("frozen@range+bellman=0.5").consistency == (("range", 1.0), ("bellman", 0.5))
+    # One weight per registered condition, in CONDITIONS order; 0 for every condition the spec leaves out.
+    weights = variant("frozen@range+bellman=0.5").weights()
+    assert weights.dtype == jnp.float32
+    assert weights.tolist() == [{"range": 1.0, "bellman": 0.5}.get(name, 0.0) for name in CONDITIONS]
+    assert variant("frozen").weights().tolist() == [0.0] * len(CONDITIONS)
     assert [name for name, _ in variant("consistency-only").consistency] == list(CONDITIONS)
     assert not variant("consistency-only").labels
     assert dataclasses.replace(variant("oracle@range"), consistency=()) == variant("oracle")
