@@ -1,12 +1,16 @@
-"""The fine-tuning objective's pieces by hand: which vertices are report queries and with which labels, and the
-masked cross-entropy and accuracy that training logs."""
+"""The fine-tuning objective's pieces by hand: which vertices are report queries and with which labels, the
+masked cross-entropy and accuracy that training logs, and the report loss built from them."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from graphgen import GraphBatch
-from models.objectives import _masked_ce, path_queries
+from configs import PRESETS
+from experiment.rundir import new_model
+from graphgen import GraphBatch, sample_batch
+from models.objectives import _masked_ce, path_queries, report_loss, variant
 
 
 def test_path_queries_are_the_path_vertices_labelled_by_position():
@@ -32,3 +36,22 @@ def test_masked_cross_entropy_and_accuracy_over_the_valid_queries_only():
     assert float(loss) == pytest.approx(expected, rel=1e-6)
     assert float(acc) == pytest.approx(2 / 3)
     assert float(_masked_ce(logits, labels, jnp.zeros_like(valid))[1]) == 0  # nothing valid: 0, not NaN
+
+
+def test_report_loss_is_the_reports_masked_cross_entropy_plus_the_kept_d_st_term():
+    """On the looped graph encoder (its iterations are the padded size): the report's cross-entropy over the
+    path queries, plus the d(s,t) cross-entropy when the variant keeps it."""
+    cfg = PRESETS["tiny"]
+    model = new_model(cfg, 0)
+    data = cfg.data
+    batch = sample_batch(
+        jax.random.key(0), 8, families=tuple(data.family_list()), n_min=data.n_min, n_max=data.n_max,
+        vocab=data.vocab, n_pad=data.n_max,
+    )  # fmt: skip
+    encoded = model.encode(batch.edges, batch.edge_mask, batch.s, batch.t, data.n_max)
+    u, labels, valid = path_queries(batch)
+    report_ce, report_acc = _masked_ce(model.report("warm", encoded, batch.edges, batch.edge_mask, u), labels, valid)
+    d_st_ce = optax.softmax_cross_entropy_with_integer_labels(model.d_st_head(*encoded)[:, 0], batch.d_st).mean()
+    for name, expected in (("frozen", report_ce), ("trainable+dst", report_ce + d_st_ce)):
+        loss, acc = report_loss(model, batch, variant(name), data.n_max)
+        assert float(loss) == pytest.approx(float(expected), rel=1e-5) and float(acc) == float(report_acc), name
