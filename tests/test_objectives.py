@@ -10,7 +10,16 @@ import pytest
 from configs import PRESETS
 from experiment.rundir import new_model
 from graphgen import GraphBatch, sample_batch
-from models.objectives import _masked_ce, path_queries, report_loss, variant
+from models.consistency import CONDITIONS
+from models.objectives import (
+    _masked_ce,
+    consistency_loss,
+    finetune_loss,
+    path_queries,
+    report_loss,
+    unlabelled,
+    variant,
+)
 
 
 def test_path_queries_are_the_path_vertices_labelled_by_position():
@@ -55,3 +64,31 @@ def test_report_loss_is_the_reports_masked_cross_entropy_plus_the_kept_d_st_term
     for name, expected in (("frozen", report_ce), ("trainable+dst", report_ce + d_st_ce)):
         loss, acc = report_loss(model, batch, variant(name), data.n_max)
         assert float(loss) == pytest.approx(float(expected), rel=1e-5) and float(acc) == float(report_acc), name
+
+
+def test_finetune_loss_is_the_report_loss_plus_the_weighted_consistency_terms():
+    cfg = PRESETS["tiny"]
+    model, data = new_model(cfg, 0), cfg.data
+    batch = sample_batch(
+        jax.random.key(1), 8, families=tuple(data.family_list()), n_min=data.n_min, n_max=data.n_max,
+        vocab=data.vocab, n_pad=data.n_max,
+    )  # fmt: skip
+    free = unlabelled(batch)
+    reporter = variant("frozen@range=0.5+bellman=2")
+    weighted, terms = consistency_loss(model, reporter, free, reporter.weights(), data.n_max, data.vocab)
+    term = dict(zip(CONDITIONS, (float(t) for t in terms), strict=True))
+    assert min(term.values()) > 0  # an untrained reporter: every term counts
+    assert float(weighted) == pytest.approx(0.5 * term["range"] + 2 * term["bellman"], rel=1e-5)
+
+    batches = {"labelled": batch, "unlabelled": free}
+    loss, metrics = finetune_loss(model, batches, reporter.weights(), reporter, data.n_max, data.vocab)
+    report, acc = report_loss(model, batch, reporter, data.n_max)
+    assert float(loss) == pytest.approx(float(report + weighted), rel=1e-5)
+    assert set(metrics) == {"acc", *(f"consistency/{name}" for name in CONDITIONS)}
+    assert float(metrics["acc"]) == float(acc)
+    assert all(float(metrics[f"consistency/{n}"]) == pytest.approx(term[n], rel=1e-5) for n in CONDITIONS)
+
+    # Without labels: the consistency terms alone (all weights 1), and no accuracy to log.
+    only = variant("consistency-only")
+    loss, metrics = finetune_loss(model, {"unlabelled": free}, only.weights(), only, data.n_max, data.vocab)
+    assert float(loss) == pytest.approx(sum(term.values()), rel=1e-5) and float(metrics["acc"]) == 0
