@@ -4,7 +4,7 @@ Why not `mutmut run` alone: mutmut 3 runs every mutant in a process forked from 
 and XLA's thread pools do not survive a fork, so a mutant whose tests compile a program hangs and is counted as
 a timeout. Here mutmut only generates the mutants and maps each function to the tests that reach it:
 
-    mutmut run "nothing"             # mutants/ and its stats, no mutant run (the pattern matches none)
+    mutmut run "nothing"             # mutants/ and its stats; then it stops: "nothing matches" (no mutant run)
     python tests/mutation.py         # every mutant not yet checked; PATTERN: fnmatch on mutant names
     mutmut results                   # what survived; `mutmut show NAME` for a mutant's diff
 
@@ -24,19 +24,22 @@ from pathlib import Path
 from tqdm import tqdm
 
 MUTANTS = Path("mutants")
-NO_TESTS, TIMEOUT = 33, 36  # mutmut's exit codes for "no tests" and "timeout"
+KILLED, NO_TESTS, TIMEOUT = 1, 33, 36  # mutmut's exit codes for "killed", "no tests" and "timeout"
 
 
 def run_mutant(name: str, tests: list[str], seconds: float, pytest_args: list[str]) -> int:
-    """pytest exit code of `tests` with mutant `name` active (1: killed, 0: survived)."""
+    """mutmut's exit code for `tests` run with mutant `name` active: 1 killed, 0 survived, 36 timeout."""
     if not tests:
         return NO_TESTS
     env = os.environ | {"MUTANT_UNDER_TEST": name}
     command = [sys.executable, "-m", "pytest", "-q", "-x", *pytest_args, *tests]
     try:
-        return subprocess.run(command, cwd=MUTANTS, env=env, capture_output=True, timeout=seconds).returncode
+        code = subprocess.run(command, cwd=MUTANTS, env=env, capture_output=True, timeout=seconds).returncode
     except subprocess.TimeoutExpired:
         return TIMEOUT
+    # pytest: 1 a test failed; 2 a test module failed to import, 4 then its test ids are not found (a mutant
+    # that breaks code a test module runs at import): red either way.
+    return KILLED if code in (1, 2, 3, 4) else code
 
 
 def main() -> None:
@@ -57,8 +60,10 @@ def main() -> None:
 
     def check(item):
         path, name = item
-        tests = sorted(stats["tests_by_mangled_function_name"].get(name.rpartition("__mutmut_")[0], []))
-        seconds = 60 + 10 * sum(stats["duration_by_test"].get(t, 1.0) for t in tests)
+        durations = stats["duration_by_test"]
+        tests = stats["tests_by_mangled_function_name"].get(name.rpartition("__mutmut_")[0], [])
+        tests = sorted(tests, key=lambda t: durations.get(t, 1.0))  # fast ones first: -x stops at the first kill
+        seconds = 60 + 10 * sum(durations.get(t, 1.0) for t in tests)
         return path, name, run_mutant(name, tests, seconds, pytest_args)
 
     with ThreadPoolExecutor(args.jobs) as pool:

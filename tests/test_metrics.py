@@ -62,8 +62,10 @@ PRED_T = np.array([[3, 2, 1, 0, 3, 0, 0], [5, 3, 2, 1, 4, 0, 0], [3, 2, 2, 0, 2,
 SELF_S = np.array([[0, 1, 1, 3, 0, 0, 0], [0, 1, 2, 3, 4, 0, 0], [0, 3, 2, 3, 0, 0, 0]])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def outcomes():
+    """Per test, not per module: mutmut attributes a function to the tests that call it, and a cached
+    fixture would hide every test but the first from the mutants of query_outcomes."""
     return query_outcomes(PRED_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB)
 
 
