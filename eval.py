@@ -8,9 +8,11 @@
 
 For each graph size n_min..N+eval_beyond it measures, per variant (mean and 95% interval over seeds):
 acc and mae of d(s,u) over every vertex u of the unique s-t path; the consistency-check outcomes
-(consistent, incoherent, coherent_wrong = passes every check yet is wrong); PGR on sizes > n against the
-trivial and oracle baselines; and beside them the capability numbers (pretrained d(s,t), probe). The same
-metrics are also broken down by the true distance d(s,u).
+(consistent, incoherent, coherent_wrong = passes every check yet is wrong); knows vs. says against the
+self-query (the pretrained d(s,t) head asked with t := u: knows_says, knows_withholds, says_unknowing,
+neither, agrees); PGR on sizes > n against the trivial baseline and the oracle of the variant's own head
+(ceiling_ok: that oracle reaches 0.9); and beside them the capability numbers (pretrained d(s,t), self-query,
+probes). The same metrics are also broken down by the true distance d(s,u).
 """
 
 import argparse
