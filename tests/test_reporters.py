@@ -73,7 +73,7 @@ def test_self_query_is_the_d_st_head_asked_with_t_replaced_by_u(encoder):
     vocab = 6
     got = self_query(model, arrays, CFG.data.n_max, vocab)
     swapped = self_query(model, arrays, CFG.data.n_max, vocab, swap=True)
-    assert got.shape == (1, vocab)
+    assert got.shape == (1, vocab) and got.dtype.kind == "i"  # distances, compared with labels
     for v in range(1, 6):
         asked = arrays | {"t": np.array([v])}
         if v != 1:  # the source itself is answered 0, without asking
