@@ -8,6 +8,7 @@ import numpy as np
 from flax import nnx
 
 from graphgen.dataset import bucket
+from models.model import adjacency
 
 
 def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int = 256) -> np.ndarray:
@@ -46,19 +47,17 @@ def self_query(model, arrays: dict, min_pad: int, vocab: int, swap: bool = False
     of the graph (B, V), the source itself answered 0 without asking (d(s,s) = 0 is given by the question;
     the model was never asked it); 0 at ids not in the graph. swap=True: d(t,v), the question from t."""
     source = arrays["t"] if swap else arrays["s"]
-    present = np.zeros((len(source), vocab + 1), bool)
-    rows = np.broadcast_to(np.arange(len(source))[:, None], arrays["edge_mask"].shape)
-    for end in (0, 1):
-        present[rows[arrays["edge_mask"]], arrays["edges"][..., end][arrays["edge_mask"]]] = True
-    present[np.arange(len(source)), source] = False
-    graph, v = np.nonzero(present)
+    # The vertices of each graph (index v - 1 for id v), read off the edge list as the encoder reads them.
+    present = np.array(adjacency(jnp.asarray(arrays["edges"]), jnp.asarray(arrays["edge_mask"]), vocab).any(-1))
+    present[np.arange(len(source)), source - 1] = False
+    graph, index = np.nonzero(present)
     asked = {k: arrays[k][graph] for k in ("num_nodes", "edges", "edge_mask", "path")} | {
         "s": source[graph],
-        "t": v.astype(source.dtype),
+        "t": (index + 1).astype(source.dtype),
     }
-    answers = np.zeros((len(source), vocab + 1), int)
-    answers[graph, v] = predictions(model, asked, min_pad)
-    return answers[:, 1:]
+    answers = np.zeros((len(source), vocab), int)
+    answers[graph, index] = predictions(model, asked, min_pad)
+    return answers
 
 
 @partial(jax.jit, static_argnames=("graphdef", "head", "swap", "n_pad"))
