@@ -7,7 +7,10 @@
     python train.py --preset quick --resume                # continue a killed run to the same numbers
     python train.py --preset paper --distributed           # one process per host of a multi-host GPU/TPU job
 
-Phases: (1) pretrain the encoder and d(s,t) head on sizes n_min..N; (2) for every variant and seed,
+Phases: (1) pretrain the encoder and d(s,t) head on sizes n_min..N, once per pretraining config: the
+pretrained model is kept in a shared store ($PATHPROBE_PRETRAINED, default ~/.cache/pathprobe/pretrained)
+under a hash of the data, model and pretraining config and of the code, and every run with the same hash
+reuses it (delete the entry to pretrain again); (2) for every variant and seed,
 fine-tune a d(s,u) reporter with labels on sizes n_min..n (the oracle and probe baselines: n_min..N), plus
 any consistency losses on unlabelled sizes n+1..N; (3) evaluate on the run's fixed evaluation set (what
 eval.py does). A run keeps its config, metrics log (JSON lines), evaluation set and orbax checkpoints in
@@ -108,14 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         fail(parser.prog, str(e))
 
     enable_compilation_cache()
-    from flax import nnx
-
     from experiment.evaluate import capability_report, evaluate_run
-    from experiment.phases import finetune, pretrain
-    from models.objectives import PRETRAINED
+    from experiment.phases import finetune
+    from experiment.pretrained import pretrained_for
 
     try:
-        pretrained = nnx.state(pretrain(cfg, run_dir), PRETRAINED)
+        pretrained = pretrained_for(cfg, run_dir)
         for name in names:
             finetune(cfg, run_dir, name, pretrained)
         command = ["train.py", *(sys.argv[1:] if argv is None else argv)]

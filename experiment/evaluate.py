@@ -20,6 +20,7 @@ from experiment.metrics import (
     tables,
 )
 from experiment.predict import predictions, self_query, trivial_report
+from experiment.pretrained import load_checked, record_of
 from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
     PRETRAIN,
@@ -28,7 +29,6 @@ from experiment.rundir import (
     finished_manager,
     load_config,
     load_or_make_eval_set,
-    load_pretrained,
     load_reporter,
     phase_name,
     read_log,
@@ -59,7 +59,7 @@ def evaluate_run(
     for phase in [PRETRAIN, *(phase_name(name, seed) for name in names for seed in seeds)]:
         finished_manager(run_dir, phase)  # a missing phase fails now, not minutes into the evaluation
     sizes, n_max, vocab = arrays["num_nodes"], cfg.data.n_max, cfg.data.vocab
-    pretrained = load_pretrained(cfg, run_dir)
+    pretrained = load_checked(cfg, run_dir)
     progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
     d_hat = predictions(pretrained, arrays, n_max)
     d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
@@ -120,6 +120,7 @@ def evaluate_run(
             dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, variants=",".join(names)))
         ),
         "eval_set_hash": eval_hash,
+        "pretrained": record_of(run_dir),
         "n_report": cfg.data.n_report,
         "capability": known,
         "ceilings": ceiling,

@@ -12,7 +12,7 @@ from pathlib import Path
 from tensorboardX import SummaryWriter
 from tensorboardX.proto import event_pb2
 
-NOT_SCALARS = ("phase", "step")
+NOT_SCALARS = ("phase", "step", "pretrained")
 
 
 def phase_dir(run_dir: Path, phase: str) -> Path:

@@ -1,8 +1,14 @@
+import atexit
 import os
+import shutil
 import tempfile
 
 # Subprocess CLIs started by the tests share one compilation cache, so each program compiles once per run.
 os.environ.setdefault("PATHPROBE_CACHE", os.path.join(tempfile.gettempdir(), "pathprobe-test-cache"))
+# ... and one store of pretrained models, new for each test session (never the user's): a test that must
+# pretrain passes a store of its own.
+os.environ["PATHPROBE_PRETRAINED"] = tempfile.mkdtemp(prefix="pathprobe-test-pretrained-")
+atexit.register(shutil.rmtree, os.environ["PATHPROBE_PRETRAINED"], ignore_errors=True)
 
 from common.cli import enable_compilation_cache  # noqa: E402
 
@@ -20,8 +26,10 @@ from experiment.rundir import read_log  # noqa: E402
 TINY = ["--preset", "tiny"]
 
 
-def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=900)
+def run_script(script: str, *args: str, store=None) -> subprocess.CompletedProcess:
+    """Runs a command line; `store`: its own store of pretrained models instead of the session's."""
+    env = None if store is None else {**os.environ, "PATHPROBE_PRETRAINED": str(store)}
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=900, env=env)
 
 
 @pytest.fixture(scope="session")

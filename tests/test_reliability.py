@@ -2,6 +2,7 @@
 files, non-finite losses. Training runs reuse the session's `finished_run` wherever a copy will do."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -39,13 +40,16 @@ def one_line_exit_2(result: subprocess.CompletedProcess, *needles: str, progress
         assert needle in lines[-1], result.stderr
 
 
-def kill_when(argv: list[str], moment, timeout: float = 300) -> None:
+def kill_when(argv: list[str], moment, store, timeout: float = 300) -> None:
     """Starts train.py, freezes it (SIGSTOP) as soon as `moment()` is seen, and SIGKILLs it if `moment()` still
     holds with the process frozen; otherwise lets it go on. Freezing first makes "killed while X" a fact the
     test checked, not a race it hoped to win. Fails if the run ends before such a moment."""
     # stderr to a file, not a pipe: tqdm's output would fill a pipe nobody reads and block the run.
     with tempfile.TemporaryFile("w+") as stderr:
-        process = subprocess.Popen([sys.executable, "train.py", *argv], stdout=subprocess.DEVNULL, stderr=stderr)
+        env = {**os.environ, "PATHPROBE_PRETRAINED": str(store)}
+        process = subprocess.Popen(
+            [sys.executable, "train.py", *argv], stdout=subprocess.DEVNULL, stderr=stderr, env=env
+        )
         deadline = time.monotonic() + timeout
         try:
             while process.poll() is None and time.monotonic() < deadline:
@@ -63,15 +67,17 @@ def kill_when(argv: list[str], moment, timeout: float = 300) -> None:
 
 
 def test_killed_mid_checkpoint_write_and_mid_run_resumes_to_the_same_numbers(finished_run, tmp_path):
-    """SIGKILL twice: first while orbax is writing a checkpoint (its temporary directory on disk), then in
-    the middle of fine-tuning. `--resume` then ends with the log and the metrics of the uninterrupted run."""
-    run, results = tmp_path / "run", tmp_path / "results"
+    """SIGKILL twice: first while orbax is writing a pretraining checkpoint into the store of pretrained
+    models (its temporary directory on disk), then in the middle of fine-tuning. `--resume` then ends with
+    the log and the metrics of the uninterrupted run, which pretrained in another store."""
+    run, results, store = tmp_path / "run", tmp_path / "results", tmp_path / "store"
     argv = [*TINY, "--run-dir", str(run), "--results-dir", str(results)]
 
-    kill_when(argv, lambda: any(run.glob(ORBAX_TMP)))
-    assert list(run.glob(ORBAX_TMP)), "the first kill must leave a half-written checkpoint behind"
+    kill_when(argv, lambda: any(store.glob(f"*/{ORBAX_TMP}")), store)
+    assert list(store.glob(f"*/{ORBAX_TMP}")), "the first kill must leave a half-written checkpoint behind"
 
-    kill_when([*argv, "--resume"], lambda: "trainable-seed100" in (run / "log.jsonl").read_text())
+    log = run / "log.jsonl"  # written once the pretraining in the store is finished and copied into the run
+    kill_when([*argv, "--resume"], lambda: log.exists() and "trainable-seed100" in log.read_text(), store)
     assert not (results / "summary.json").exists()
 
     # A results dir holding this same experiment's summary (config, evaluation set) may be rewritten: empty
@@ -80,9 +86,9 @@ def test_killed_mid_checkpoint_write_and_mid_run_resumes_to_the_same_numbers(fin
     stale = summary(results)
     (results / "summary.json").write_text(json.dumps({**stale, "variants": {}}))
 
-    result = train(*argv, "--resume")
+    result = train(*argv, "--resume", store=store)
     assert result.returncode == 0, result.stderr
-    assert not list(run.glob(ORBAX_TMP))
+    assert not list(run.glob(ORBAX_TMP)) and not list(store.glob(f"*/{ORBAX_TMP}"))
     assert log_records(run) == log_records(finished_run / "run")  # every logged loss, none twice
     resumed, uninterrupted = summary(results), summary(finished_run / "results")
     assert resumed["variants"] == uninterrupted["variants"]
@@ -91,13 +97,15 @@ def test_killed_mid_checkpoint_write_and_mid_run_resumes_to_the_same_numbers(fin
 
 def test_same_config_and_seed_give_identical_metrics(finished_run, tmp_path):
     """Determinism: a second run of the tiny config (one variant, to keep it short; pretraining and each
-    variant's fine-tuning do not depend on the other variants) reproduces the first one's numbers exactly."""
-    results = tmp_path / "results"
-    result = train(
-        *TINY, "--experiment.variants", "frozen", "--run-dir", str(tmp_path / "run"), "--results-dir", str(results)
-    )
+    variant's fine-tuning do not depend on the other variants), pretraining again in a store of its own,
+    reproduces the first one's numbers exactly."""
+    results, store = tmp_path / "results", tmp_path / "store"
+    argv = [*TINY, "--experiment.variants", "frozen", "--run-dir", str(tmp_path / "run"), "--results-dir", str(results)]
+    result = train(*argv, store=store)
     assert result.returncode == 0, result.stderr
     again, first = summary(results), summary(finished_run / "results")
+    assert again["pretrained"]["trained_by_this_run"] and again["pretrained"]["store"].startswith(str(store))
+    assert again["pretrained"]["params_sha256"] == first["pretrained"]["params_sha256"]
     assert again["eval_set_hash"] == first["eval_set_hash"]
     for name in ("d_st_acc_by_size", "d_st_acc_by_distance"):
         assert again["capability"][name] == first["capability"][name]
@@ -199,17 +207,19 @@ def test_corrupt_or_swapped_run_files_are_one_line_exit_2(run_copy, tmp_path):
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    run, results = tmp_path / "run", tmp_path / "results"
+    run, results, store = tmp_path / "run", tmp_path / "results", tmp_path / "store"
     argv = [*TINY, "--pretrain.lr", "1e30", "--pretrain.checkpoint_every", "1", "--run-dir", str(run)]
     argv += ["--results-dir", str(results)]
-    result = train(*argv)
+    result = train(*argv, store=store)
     one_line_exit_2(result, "pretrain: non-finite loss", progress=True)
-    steps = sorted(int(p.name) for p in (run / "checkpoints" / "pretrain").iterdir())
+    (checkpoints,) = store.glob("*/checkpoints/pretrain")
+    steps = sorted(int(p.name) for p in checkpoints.iterdir())
     failed_at = int(result.stderr.split("at step ")[1].split()[0])
     assert steps and steps[-1] < failed_at
-    kept = ocp.StandardCheckpointer().restore(run / "checkpoints" / "pretrain" / str(steps[-1]) / "params")
+    kept = ocp.StandardCheckpointer().restore(checkpoints / str(steps[-1]) / "params")
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(kept))
-    assert not list(run.glob(ORBAX_TMP)) and not (results / "summary.json").exists()
+    assert not list(store.glob(f"*/{ORBAX_TMP}")) and not (results / "summary.json").exists()
+    assert not (checkpoints.parent.parent / "done.json").exists()  # a failed pretraining is never reused
     # The kept checkpoint is whole: resuming from it reaches the same failure, not a restore error.
-    again = train(*argv, "--resume")
+    again = train(*argv, "--resume", store=store)
     one_line_exit_2(again, f"at step {failed_at} ", progress=True)

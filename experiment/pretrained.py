@@ -1,0 +1,178 @@
+"""The pretrained model as an artefact that runs share: pretraining is paid for once per key, not once per run.
+
+A pretrained encoder and d(s,t) head are determined by the pretraining's data, model and optimizer config and
+by the code that trains them. Their hash is the key; the pretraining lives in the store under it:
+
+    STORE/KEY/pretraining.json      what the key hashes (config and code fingerprint), for a reader
+    STORE/KEY/log.jsonl, tb/, checkpoints/pretrain/
+                                     the pretraining itself, as a run dir holds it (a killed one resumes)
+    STORE/KEY/done.json              written last: the final step and the parameters' content hash
+
+STORE is $PATHPROBE_PRETRAINED, default ~/.cache/pathprobe/pretrained. Every run with the same key (any
+preset, sweep, results dir, fine-tuning or evaluation setting) reuses it. The run dir keeps a copy of the
+final checkpoint and the pretraining's log lines, and `pretrained.json` naming the key, so that a run dir
+stays complete on its own (eval.py never needs the store). Both copies are checked against the recorded
+hash whenever they are loaded: a corrupt or truncated one is refused with a one-line error.
+"""
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from common.files import read_jsonl, write_atomic, write_json
+from configs import Config
+from experiment.events import PhaseEvents, phase_dir
+from experiment.phases import pretrain
+from experiment.rundir import PRETRAIN, RunError, checkpoint_manager, load_pretrained, read_log
+from graphgen.dataset import content_hash
+from models.model import PathModel
+from models.objectives import PRETRAINED
+
+RECORD = "pretrained.json"  # in a run dir: which pretrained model the run uses
+# The code that pretraining runs: a change to any of these files makes a new key (never a stale reuse).
+CODE = ("graphgen", "models", "experiment/fit.py", "experiment/mesh.py", "experiment/optim.py", "experiment/phases.py")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def store_root() -> Path:
+    default = Path.home() / ".cache" / "pathprobe" / "pretrained"
+    return Path(os.environ.get("PATHPROBE_PRETRAINED", default))
+
+
+def pretraining_config(cfg: Config) -> dict:
+    """The config fields that determine the pretrained parameters (not how often they are logged or saved)."""
+    data = cfg.data
+    return {
+        "data": {
+            "families": data.family_list(),
+            **{k: getattr(data, k) for k in ("n_min", "n_max", "vocab", "pool")},
+        },
+        "model": dataclasses.asdict(cfg.model),
+        "pretrain": {
+            k: v for k, v in dataclasses.asdict(cfg.pretrain).items() if k not in ("log_every", "checkpoint_every")
+        },
+    }
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over the source of every file pretraining runs (CODE), by path."""
+    digest = hashlib.sha256()
+    files = sorted(p for name in CODE for p in ([ROOT / name] if name.endswith(".py") else (ROOT / name).rglob("*.py")))
+    for path in files:
+        digest.update(f"{path.relative_to(ROOT)}\n".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def key_of(cfg: Config) -> tuple[str, dict]:
+    """The pretrained model's key (16 hex digits) and what it hashes."""
+    what = {"config": pretraining_config(cfg), "code": code_fingerprint()}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16], what
+
+
+def params_hash(state: nnx.State) -> str:
+    """Content hash of a model's parameters (names, dtypes, shapes, bytes)."""
+    flat = nnx.to_flat_state(state)
+    return content_hash({"/".join(map(str, path)): np.asarray(leaf[...]) for path, leaf in flat})
+
+
+def pretrained_for(cfg: Config, run_dir: Path) -> nnx.State:
+    """The run's pretrained encoder and d(s,t) head: the run dir's own copy if it has one, else the store's
+    model for this config, pretrained there first if no run has yet."""
+    if not (run_dir / RECORD).exists():
+        if (run_dir / "checkpoints" / PRETRAIN).exists():
+            raise RunError(
+                f"{run_dir} holds a pretraining of its own (made before pretraining was shared): pass --overwrite"
+            )
+        write_json(run_dir / RECORD, _from_store(cfg))  # first: a copy cut short below is redone on --resume
+    record = _read(run_dir / RECORD)
+    if not (run_dir / "checkpoints" / PRETRAIN).is_dir():
+        _copy_into(run_dir, Path(record["store"]), record)
+    return nnx.state(load_checked(cfg, run_dir), PRETRAINED)
+
+
+def load_checked(cfg: Config, directory: Path) -> PathModel:
+    """The pretrained model of a run dir (or store entry), its parameters checked against the hash its
+    pretrained.json (done.json) records; RunError if they differ. A run dir without a record (made before
+    pretraining was shared) is loaded unchecked."""
+    model = load_pretrained(cfg, directory)
+    record_file = directory / (RECORD if (directory / RECORD).exists() else "done.json")
+    if record_file.exists() and params_hash(nnx.state(model, PRETRAINED)) != _read(record_file)["params_sha256"]:
+        raise RunError(
+            f"the pretrained model in {directory} does not match the hash in {record_file.name} (corrupt): "
+            "delete it to pretrain again"
+        )
+    return model
+
+
+def record_of(run_dir: Path) -> dict | None:
+    """Which pretrained model a run uses (its pretrained.json), None for a run dir without one."""
+    return _read(run_dir / RECORD) if (run_dir / RECORD).exists() else None
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as e:
+        raise RunError(f"{path} is not a readable record ({type(e).__name__}: {e})") from None
+
+
+def _from_store(cfg: Config) -> dict:
+    """The store's entry for this config, trained (or resumed) first if unfinished, its hash checked."""
+    key, what = key_of(cfg)
+    directory = store_root() / key
+    directory.mkdir(parents=True, exist_ok=True)
+    with _lock(directory):
+        done = directory / "done.json"
+        trained = not done.exists()
+        if trained:
+            print(f"pretraining {key} into {directory}", file=sys.stderr)
+            write_json(directory / "pretraining.json", what)
+            state = nnx.state(pretrain(cfg, directory), PRETRAINED)
+            write_json(done, {"key": key, "steps": cfg.pretrain.steps, "params_sha256": params_hash(state)})
+        else:
+            print(f"reusing pretrained model {key} from {directory}", file=sys.stderr)
+        load_checked(cfg, directory)
+    return {**_read(done), "store": str(directory), "trained_by_this_run": trained}
+
+
+def _copy_into(run_dir: Path, store: Path, record: dict) -> None:
+    """The store's final checkpoint and pretraining log lines into the run dir (checkpoint via a temporary
+    name and a rename: never half there)."""
+    source = checkpoint_manager(store, PRETRAIN, create=False).directory / str(record["steps"])
+    if not source.is_dir():
+        raise RunError(f"the pretrained model {record['key']} is gone from {store}: pass --overwrite to pretrain again")
+    target = run_dir / "checkpoints" / PRETRAIN
+    tmp = target.with_name(f".{PRETRAIN}.copy")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp / str(record["steps"]))
+    tmp.rename(target)
+    records = [{**r, "pretrained": record["key"]} for r in read_log(store) if r["phase"] == PRETRAIN]
+    others = [r for r in read_jsonl(run_dir / "log.jsonl") if r["phase"] != PRETRAIN]
+    text = "".join(json.dumps(r) + "\n" for r in records + others)
+    write_atomic(run_dir / "log.jsonl", lambda f: f.write(text.encode()))
+    PhaseEvents(phase_dir(run_dir, PRETRAIN), records).close()
+
+
+@contextmanager
+def _lock(directory: Path):
+    """One process at a time pretrains or reads a store entry (a second run with the same key waits, then
+    reuses). Not across the processes of one multi-host job, which pretrain together."""
+    if jax.process_count() > 1:
+        yield
+        return
+    with open(directory.with_suffix(".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
