@@ -3,7 +3,7 @@ checkpoints, resumption, logging and a guard against non-finite numbers."""
 
 import math
 import time
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import jax
@@ -32,11 +32,14 @@ def make_train_step(
     seeds: int | None = None,
     mesh: Mesh | None = None,
 ):
-    """A jitted step that draws its own batch on device from fold_in(data_key, step): the step number alone
-    fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Built once per
-    phase kind and shared by its seeds (same program, other parameters and data key). loss_fn returns the loss
-    and the accuracy, or the loss and a dict of named metrics (with "acc"), all logged. `loss_args` go to
-    loss_fn traced, not baked in: steps that differ only in them (consistency weights) share one program.
+    """A train step that draws its own batch on device from fold_in(data_key, step): the step number alone
+    fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Two jitted programs
+    per step, both asynchronous (no host sync): the draw, compiled once per distinct `sample` (equal samplers
+    share it: the generator's compilation is most of a fine-tuning step's, and every variant with the same
+    labels draws the same way), and the update, built once per phase kind and shared by its seeds (same
+    program, other parameters and data key). loss_fn returns the loss and the accuracy, or the loss and a
+    dict of named metrics (with "acc"), all logged. `loss_args` go to loss_fn traced, not baked in: steps
+    that differ only in them (consistency weights) share one program.
 
     Data-parallel over `mesh` (default: every device) in the same code for one device or many: the batch
     is split over the `data` axis, parameters and optimizer state replicated or (shard_params) sharded, see
@@ -52,24 +55,36 @@ def make_train_step(
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, {"loss": loss, **_named(aux)}
 
-    draw = lambda key, step: sample(jax.random.fold_in(key, step), batch_size)  # noqa: E731
-    batch_spec = P("data")
     if seeds is not None:
-        update, draw = jax.vmap(update, in_axes=(0, 0, None, 0, None)), jax.vmap(draw, in_axes=(0, None))
-        batch_spec = P(None, "data")
+        update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
+    draw = drawer(sample, batch_size, seeds, mesh)
 
     def constrain(tree):
         return jax.lax.with_sharding_constraint(tree, state_shardings(tree, mesh, shard_params))
 
     @partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, rest, data_key, step, *loss_args):
+    def update_step(params, opt_state, rest, batch, *loss_args):
         if seeds is not None and jax.tree.leaves(params)[0].shape[0] != seeds:
             raise ValueError(f"train step built for {seeds} seeds, given parameters of another seed count")
-        batch = jax.lax.with_sharding_constraint(draw(data_key, step), NamedSharding(mesh, batch_spec))
         params, opt_state, metrics = update(params, opt_state, rest, batch, loss_args)
         return constrain(params), constrain(opt_state), metrics
 
+    def train_step(params, opt_state, rest, data_key, step, *loss_args):
+        return update_step(params, opt_state, rest, draw(data_key, step), *loss_args)
+
+    train_step.update = update_step  # given a batch (bench/compile.py times the two programs fused into one)
     return train_step
+
+
+@lru_cache(maxsize=64)
+def drawer(sample, batch_size: int, seeds: int | None, mesh: Mesh):
+    """The jitted draw(data_key, step) of `sample` (vmapped over K data keys with seeds=K), its batch split
+    over the mesh's `data` axis; one per distinct (sample, batch_size, seeds, mesh)."""
+    draw = lambda key, step: sample(jax.random.fold_in(key, step), batch_size)  # noqa: E731
+    spec = P("data")
+    if seeds is not None:
+        draw, spec = jax.vmap(draw, in_axes=(0, None)), P(None, "data")
+    return jax.jit(draw, out_shardings=NamedSharding(mesh, spec))
 
 
 def fit(
@@ -93,7 +108,8 @@ def fit(
     splits = [nnx.split(model, trainable, ...) for model in models]
     params, rest = _join([p for _, p, _ in splits], stacked), splits[0][2]  # rest: frozen, the same for all
     params, rest = place(params, opt.shard_params), place(rest, opt.shard_params)
-    opt_state = (jax.vmap(tx.init) if stacked else tx.init)(params)
+    # Placed like the step's outputs: else the second step sees other input shardings and compiles again.
+    opt_state = place((jax.vmap(tx.init) if stacked else tx.init)(params), opt.shard_params)
     files = PhaseFiles(run_dir, phases)
     start = files.latest_step()
     if start:

@@ -2,6 +2,7 @@
 report variant and seed, fine-tune a d(s,u) reporter with labels where the variant has them, plus any
 consistency losses on unlabelled sizes n+1..N."""
 
+import dataclasses
 from functools import partial
 from pathlib import Path
 
@@ -17,21 +18,27 @@ from models.model import PathModel
 from models.objectives import PRETRAINED, Variant, d_st_loss, finetune_loss, unlabelled, variant
 
 
-def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None, pool: int = 1):
+@dataclasses.dataclass(frozen=True)
+class BatchSampler:
+    """Batches of sizes n_min..n_max, padded to n_pad, `sample_batch`'s arguments as a value: samplers that
+    are equal draw with one compiled program (see `make_train_step`), whichever phase built them."""
+
+    families: tuple[str, ...]
+    n_min: int
+    n_max: int
+    vocab: int
+    n_pad: int
+    pool: int = 1
+
+    def __call__(self, key: jax.Array, batch_size: int):
+        return sample_batch(key, batch_size, **dataclasses.asdict(self))
+
+
+def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None, pool: int = 1) -> BatchSampler:
     """Batches of sizes n_min (default data.n_min)..n_max, always padded to N: the looped encoder iterates
     n_pad times, so every phase runs it for the same number of iterations. pool > 1 evens out d(s,t)."""
     data = cfg.data
-    families = tuple(data.family_list())
-    return lambda key, batch_size: sample_batch(
-        key,
-        batch_size,
-        families=families,
-        n_min=n_min or data.n_min,
-        n_max=n_max,
-        vocab=data.vocab,
-        n_pad=data.n_max,
-        pool=pool,
-    )
+    return BatchSampler(tuple(data.family_list()), n_min or data.n_min, n_max, data.vocab, data.n_max, pool)
 
 
 def pretrain(cfg: Config, run_dir: Path) -> PathModel:
@@ -47,23 +54,31 @@ def pretrain(cfg: Config, run_dir: Path) -> PathModel:
     return fit([model], PRETRAINED, step, tx, cfg.pretrain, run_dir, [PRETRAIN], [cfg.pretrain.seed])[0]
 
 
-def finetune_sampler(cfg: Config, reporter: Variant):
-    """Fine-tuning batches: {"labelled": sizes n_min..n (..N for baselines), "unlabelled": the question
-    alone, labels stripped, of sizes n+1..N (n_min..N without labels)} - each only where the variant uses it."""
+@dataclasses.dataclass(frozen=True)
+class FinetuneSampler:
+    """Fine-tuning batches: {"labelled": ..., "unlabelled": the question alone, labels stripped}, each only
+    where its sampler is given."""
+
+    labelled: BatchSampler | None
+    unlabelled: BatchSampler | None
+
+    def __call__(self, key: jax.Array, batch_size: int) -> dict:
+        k_labelled, k_unlabelled = jax.random.split(key)
+        batches = {}
+        if self.labelled is not None:
+            batches["labelled"] = self.labelled(k_labelled, batch_size)
+        if self.unlabelled is not None:
+            batches["unlabelled"] = unlabelled(self.unlabelled(k_unlabelled, batch_size))
+        return batches
+
+
+def finetune_sampler(cfg: Config, reporter: Variant) -> FinetuneSampler:
+    """Labelled batches of sizes n_min..n (..N for the baselines) where the variant has labels; unlabelled
+    ones of sizes n+1..N (n_min..N without labels) where it has consistency losses."""
     data = cfg.data
     labelled = batch_sampler(cfg, data.n_max if reporter.labels_up_to_N else data.n_report)
     beyond = batch_sampler(cfg, data.n_max, n_min=data.n_report + 1 if reporter.labels else data.n_min)
-
-    def sample(key, batch_size):
-        k_labelled, k_unlabelled = jax.random.split(key)
-        batches = {}
-        if reporter.labels:
-            batches["labelled"] = labelled(k_labelled, batch_size)
-        if reporter.consistency:
-            batches["unlabelled"] = unlabelled(beyond(k_unlabelled, batch_size))
-        return batches
-
-    return sample
+    return FinetuneSampler(labelled if reporter.labels else None, beyond if reporter.consistency else None)
 
 
 def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
