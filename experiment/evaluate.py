@@ -19,7 +19,7 @@ from experiment.metrics import (
     query_outcomes,
     tables,
 )
-from experiment.predict import predictions, self_query, trivial_report
+from experiment.predict import answers, predictions, self_query, trivial_report
 from experiment.pretrained import load_checked, record_of
 from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
@@ -35,6 +35,8 @@ from experiment.rundir import (
 )
 from models.consistency import CONDITIONS
 from models.objectives import PRETRAINED, ceilings, variant
+
+ASKED_TOGETHER = 12  # reporters answered per pass over the evaluation set: bounds the answers held in memory
 
 
 def evaluate_run(
@@ -80,27 +82,40 @@ def evaluate_run(
         "self": (knows, self_query(pretrained, arrays, n_max, vocab, swap=True)),
     }
     variants, pooled = {}, {}
-    for name, answers in baselines.items():
-        table, pooled_acc = scored(*answers)
+    for name, given in baselines.items():
+        table, pooled_acc = scored(*given)
         variants[name], pooled[name] = {"seeds": 0, **table}, [pooled_acc]
     progress.update()
     pretrained_state = nnx.state(pretrained, PRETRAINED)
-    for name in names:
-        reporter = variant(name)
-        per_seed, pooled[name] = [], []
-        for seed in seeds:
-            progress.set_postfix_str(f"{name} seed {seed}")
-            try:
-                model = load_reporter(cfg, run_dir, name, seed, pretrained_state)
-            except RunError:
-                progress.close()  # before the error, so that the error is the last line
-                raise
-            table, acc = scored(
-                predictions(model, arrays, n_max, reporter), predictions(model, arrays, n_max, reporter, swap=True)
-            )
-            per_seed.append(table)
-            pooled[name].append(acc)
+
+    def reporter(name: str, seed: int):
+        progress.set_postfix_str(f"{name} seed {seed}")
+        try:
+            return load_reporter(cfg, run_dir, name, seed, pretrained_state)
+        except RunError:
+            progress.close()  # before the error, so that the error is the last line
+            raise
+
+    def reports(cells: list[tuple[str, int]], encoder=None) -> dict:
+        """(name, seed) -> the reporter's answers from s and from t. Reporters on the frozen pretrained
+        encoder (encoder=pretrained) are asked together: each graph is encoded once for all of them."""
+        models = {cell: reporter(*cell) for cell in cells}
+        askers = [(models[cell], variant(cell[0]).head) for cell in cells]
+        asked = [answers(encoder or models[cells[0]], askers, arrays, n_max, swap) for swap in (False, True)]
+        return dict(zip(cells, zip(*asked, strict=True), strict=True))
+
+    # Reporters on the frozen pretrained encoder in groups that share its encoding, the others one by one.
+    cells = [(name, seed) for name in names for seed in seeds]
+    shared = [cell for cell in cells if not variant(cell[0]).train_encoder]
+    groups = [(shared[i : i + ASKED_TOGETHER], pretrained) for i in range(0, len(shared), ASKED_TOGETHER)]
+    groups += [([cell], None) for cell in cells if variant(cell[0]).train_encoder]
+    scores = {}
+    for group, encoder in groups:
+        for cell, asked in reports(group, encoder).items():
+            scores[cell] = scored(*asked)
             progress.update()
+    for name in names:
+        per_seed, pooled[name] = [scores[name, seed][0] for seed in seeds], [scores[name, seed][1] for seed in seeds]
         variants[name] = {"seeds": len(per_seed), **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]}}
     progress.close()
     oracle_of = ceilings(names)

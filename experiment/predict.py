@@ -11,35 +11,47 @@ from graphgen.dataset import bucket
 from models.model import adjacency
 
 
-def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int = 256) -> np.ndarray:
+def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int = 256):
     """Runs `forward(inputs, n_pad)` over every example in fixed-size chunks, one compiled shape per size
-    bucket. Buckets are at least `min_pad` (the training size N): the looped encoder iterates n_pad times and
-    must not run fewer iterations than it was trained with."""
+    bucket, and gathers its outputs (an array, or a list of arrays) per example. Buckets are at least
+    `min_pad` (the training size N): the looped encoder iterates n_pad times and must not run fewer
+    iterations than it was trained with."""
     sizes = arrays["num_nodes"]
     largest = int(sizes.max())
     pad_of = np.array([max(min_pad, bucket(int(n), largest)) for n in sizes])
-    outputs = None
+    outputs, structure = None, None
     for n_pad in np.unique(pad_of).tolist():
         rows = np.flatnonzero(pad_of == n_pad)
         for chunk in np.array_split(rows, -(-len(rows) // batch_size)):
             padded = np.resize(chunk, batch_size)
             inputs = {k: jnp.asarray(arrays[k][padded]) for k in ("edges", "edge_mask", "s", "t", "path")}
-            out = np.asarray(forward(inputs, n_pad))[: len(chunk)]
+            leaves, structure = jax.tree.flatten(forward(inputs, n_pad))
+            parts = [np.asarray(leaf)[: len(chunk)] for leaf in leaves]
             if outputs is None:
-                outputs = np.zeros((len(sizes), *out.shape[1:]), out.dtype)
-            outputs[chunk] = out
-    return outputs
+                outputs = [np.zeros((len(sizes), *part.shape[1:]), part.dtype) for part in parts]
+            for whole, part in zip(outputs, parts, strict=True):
+                whole[chunk] = part
+    return jax.tree.unflatten(structure, outputs)
+
+
+def answers(encoder, askers: list, arrays: dict, min_pad: int, swap: bool = False) -> list[np.ndarray]:
+    """The argmax answers of each (model, head) in `askers`: d(s,t) (B,) for head None, else d(s,v) (B, V)
+    for every vertex id v = 1..V. Each graph is encoded once, by `encoder`'s encoder, for all of them: the
+    askers must use that very encoder (e.g. every reporter on the frozen pretrained encoder). With
+    swap=True the question is asked with s and t exchanged (d(t,s) and d(t,v))."""
+    encoder_split = nnx.split(encoder)
+    splits = [(*nnx.split(model), head) for model, head in askers]
+
+    def forward(inputs, n_pad):
+        encoded = _encode(*encoder_split, inputs, swap, n_pad)
+        return [_answer(graphdef, state, encoded, inputs, head) for graphdef, state, head in splits]
+
+    return in_buckets(forward, arrays, min_pad)
 
 
 def predictions(model, arrays: dict, min_pad: int, variant=None, swap: bool = False) -> np.ndarray:
-    """Argmax d(s,t) (B,) when variant is None, else d(s,v) (B, V) for every vertex id v = 1..V. With
-    swap=True the question is asked with s and t exchanged (d(t,s) and d(t,v))."""
-    graphdef, state = nnx.split(model)
-    return in_buckets(
-        lambda inputs, n_pad: _forward(graphdef, state, inputs, variant and variant.head, swap, n_pad),
-        arrays,
-        min_pad,
-    )
+    """`answers` of one model: its d(s,t) head when variant is None, else the variant's reporter."""
+    return answers(model, [(model, variant and variant.head)], arrays, min_pad, swap)[0]
 
 
 def self_query(model, arrays: dict, min_pad: int, vocab: int, swap: bool = False) -> np.ndarray:
@@ -60,17 +72,21 @@ def self_query(model, arrays: dict, min_pad: int, vocab: int, swap: bool = False
     return answers
 
 
-@partial(jax.jit, static_argnames=("graphdef", "head", "swap", "n_pad"))
-def _forward(graphdef, state, inputs, head, swap, n_pad):
-    """Module-level and keyed on the model's structure and head: every seed of every variant of a head
-    shares one program."""
-    model = nnx.merge(graphdef, state)
+@partial(jax.jit, static_argnames=("graphdef", "swap", "n_pad"))
+def _encode(graphdef, state, inputs, swap, n_pad):
+    """Module-level and keyed on the model's structure: every model of a run shares one program."""
     s, t = (inputs["t"], inputs["s"]) if swap else (inputs["s"], inputs["t"])
-    encoded = model.encode(inputs["edges"], inputs["edge_mask"], s, t, n_pad)
+    return nnx.merge(graphdef, state).encode(inputs["edges"], inputs["edge_mask"], s, t, n_pad)
+
+
+@partial(jax.jit, static_argnames=("graphdef", "head"))
+def _answer(graphdef, state, encoded, inputs, head):
+    """Keyed on the model's structure and head: every seed of every variant of a head shares one program."""
+    model = nnx.merge(graphdef, state)
     if head is None:
         return model.d_st_head(*encoded)[:, 0].argmax(-1)
     vocab = model.encoder.ids.num_embeddings - 1
-    ids = jnp.broadcast_to(jnp.arange(1, vocab + 1), (s.shape[0], vocab))
+    ids = jnp.broadcast_to(jnp.arange(1, vocab + 1), (encoded[0].shape[0], vocab))
     return model.report(head, encoded, inputs["edges"], inputs["edge_mask"], ids).argmax(-1)
 
 
