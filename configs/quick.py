@@ -8,6 +8,7 @@ on CPU: opt in with --experiment.variants."""
 from configs.config import Config
 
 CONFIG = Config().replace(
+    pretrain={"steps": 800},
     finetune={"steps": 1000},
     experiment={"variants": "frozen,oracle,frozen:shared,oracle:shared,frozen:fresh,oracle:fresh,probe,mlp-probe"},
 )

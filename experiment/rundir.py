@@ -22,7 +22,7 @@ from flax import nnx
 
 from common.cli import UsageError
 from common.files import filter_jsonl, read_jsonl, write_atomic, write_json
-from configs import Config, config_changes
+from configs import Config, DataConfig, config_changes
 from experiment.events import PhaseEvents, phase_dir
 from models.model import PathModel
 from models.objectives import PRETRAINED, Variant, ready_for, variant
@@ -85,18 +85,25 @@ def load_config(run_dir: Path) -> Config:
 # The evaluation set.
 
 
+def make_eval_set(data: DataConfig) -> dict:
+    """The evaluation set of a data config: data.eval_per_size graphs of every family and size n_min..N+beyond."""
+    from graphgen.dataset import generate
+
+    lo, hi = data.eval_sizes()
+    count = data.eval_per_size * (hi - lo + 1) * len(data.family_list())
+    return generate(data.eval_seed, data.family_list(), (lo, hi), count, data.vocab)
+
+
 def load_or_make_eval_set(cfg: Config, run_dir: Path) -> tuple[dict, str]:
     """The run's evaluation set: generated from data.eval_seed once, then always read back from disk. Its hash
     is recorded when first seen; a file that later hashes differently is refused, so that results made on
     different evaluation sets are never mixed."""
-    from graphgen.dataset import DatasetError, content_hash, generate, load, save
+    from graphgen.dataset import DatasetError, content_hash, load, save
 
     data = cfg.data
     path, pinned = run_dir / "eval_set.npz", run_dir / "eval_set.sha256"
     if not path.exists():
-        lo, hi = data.eval_sizes()
-        count = data.eval_per_size * (hi - lo + 1) * len(data.family_list())
-        save(path, generate(data.eval_seed, data.family_list(), (lo, hi), count, data.vocab))
+        save(path, make_eval_set(data))
     try:
         arrays = load(path)
     except DatasetError as e:
