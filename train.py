@@ -1,6 +1,6 @@
 """The whole experiment: pretrain d(s,t), fine-tune d(s,u) report variants, evaluate against baselines.
 
-    python train.py --preset quick                         # CPU, ~14 min: results/quick/
+    python train.py --preset quick                         # 2-core CPU, ~9 min: results/quick/
     python train.py --preset quick --sweep consistency     # the consistency-loss grid: results/quick-consistency/
     python train.py --preset paper --model.width 256       # any config field can be overridden
     python train.py --preset quick --experiment.variants frozen,frozen@range+bellman=0.5,oracle
