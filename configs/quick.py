@@ -3,10 +3,10 @@ on a fresh clone with a cold compilation cache and no stored pretraining (idle 2
 about 6 min with the pretraining reused from the store.
 
 800 pretraining steps: the d(s,t) head is 1.000 accurate on every size 4..16 after them (1,200 gave the same
-up to N and a little more past it). Every reporter design with its own oracle (warm, the default; shared; fresh, the old head, kept so that the
-difference is on one plot) and both probes, 1,000 fine-tuning steps each (the warm and shared reporters have
-converged by then). The encoder-training variants (trainable, trainable+dst) cost ~6x a frozen one per step
-on CPU: opt in with --experiment.variants."""
+up to N and a little more past it). Every reporter design with its own oracle (warm, the default; shared;
+fresh, the old head, kept so that the difference is on one plot) and both probes, 1,000 fine-tuning steps
+each (the warm and shared reporters have converged by then). The encoder-training variants (trainable,
+trainable+dst) cost ~6x a frozen one per step on CPU: opt in with --experiment.variants."""
 
 from configs.config import Config
 
