@@ -7,7 +7,7 @@ import math
 import jax
 
 from common.cli import UsageError
-from models.consistency import CONDITIONS
+from models.consistency import CONDITIONS, SELF_TRAINING
 from models.model import ModelConfig
 from models.objectives import DEFAULT_HEAD, REPORT_HEADS, VARIANTS, variant
 
@@ -93,8 +93,9 @@ class ExperimentConfig:
         "frozen,trainable,trainable+dst,oracle,frozen:shared,oracle:shared,frozen:fresh,oracle:fresh,probe,mlp-probe",
         f"comma-separated report variants: {', '.join(VARIANTS)}; the decoder-query ones optionally with a head "
         f"design as BASE:HEAD ({', '.join(REPORT_HEADS)}; default {DEFAULT_HEAD}) and with consistency losses on "
-        f"unlabelled sizes n+1..N as BASE@COND[=WEIGHT]+COND... (e.g. frozen:shared@range+bellman=0.5; 'all' = "
-        f"every condition: {', '.join(CONDITIONS)})",
+        f"unlabelled sizes n+1..N as BASE@COND[=WEIGHT]+COND... (e.g. frozen:shared@range+bellman=0.5; "
+        f"conditions: {', '.join(CONDITIONS)}; 'all' = every check, i.e. all but the self-training "
+        f"{', '.join(sorted(SELF_TRAINING))}, whose weight ramps up over the first fifth of fine-tuning)",
     )
     seeds: int = _field(3, "fine-tuning seeds per variant (pretraining is shared)")
     vmap_seeds: bool = _field(

@@ -7,8 +7,10 @@ from models.objectives import ladder
 
 def consistency_sweep() -> list[str]:
     """The grid of docs/design.md: no consistency, each condition alone, the strength ladder (each rung adds
-    conditions to the last), all together, consistency-only, and the oracle."""
-    cells = ["frozen", *(f"frozen@{c}" for c in CONDITIONS), *ladder("frozen"), "frozen@all", "consistency-only"]
+    conditions to the last), every check together, every check with self-training (confidence),
+    consistency-only, and the oracle."""
+    cells = ["frozen", *(f"frozen@{c}" for c in CONDITIONS), *ladder("frozen"), "frozen@all"]
+    cells += ["frozen@all+confidence", "consistency-only"]  # self-training on top of every check
     return list(dict.fromkeys([*cells, "oracle"]))  # the ladder's first rung is a single condition
 
 

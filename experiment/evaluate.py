@@ -5,6 +5,7 @@ import dataclasses
 import shlex
 from pathlib import Path
 
+import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
@@ -33,7 +34,8 @@ from experiment.rundir import (
     phase_name,
     read_log,
 )
-from models.consistency import CONDITIONS
+from graphgen.twins import TWINS, read_back, twin_arrays
+from models.consistency import checks
 from models.objectives import PRETRAINED, ceilings, variant
 
 ASKED_TOGETHER = 12  # reporters answered per pass over the evaluation set: bounds the answers held in memory
@@ -64,22 +66,29 @@ def evaluate_run(
     pretrained = load_checked(cfg, run_dir)
     progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
     d_hat = predictions(pretrained, arrays, n_max)
-    d_hat_swapped = predictions(pretrained, arrays, n_max, swap=True)  # d(t,s), for the checks of the swap
     knows = self_query(pretrained, arrays, n_max, vocab)
+    # Second presentations of every question (new ids; one more edge), for the checks that compare two.
+    twin_sets = {name: twin_arrays(arrays, name, vocab, seed=cfg.data.eval_seed) for name in TWINS}
 
-    def scored(pred_s, pred_t) -> tuple[dict, float]:
-        """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR)."""
-        outcomes = query_outcomes(pred_s, pred_t, d_hat, knows, arrays, vocab)
+    def scored(pred_s, pred_t, *on_twins) -> tuple[dict, float]:
+        """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR), from its answers
+        from s and from t and its answers d(s,v) on each twin (in TWINS order, in the twin's ids)."""
+        twins = {name: read_back(twin_sets[name], a) for name, a in zip(TWINS, on_twins, strict=True)}
+        outcomes = query_outcomes(pred_s, pred_t, d_hat, knows, arrays, vocab, twins)
         return tables(outcomes, arrays), pooled_accuracy(outcomes, sizes, cfg.data.n_report, n_max)
 
     # Two label-free baselines: the best guess from the question alone, and the model's own self-query.
-    sources, targets = arrays["s"], arrays["t"]
+    def trivial(questions: dict, swap: bool = False) -> np.ndarray:
+        source, target = (questions["t"], questions["s"]) if swap else (questions["s"], questions["t"])
+        return trivial_report(predictions(pretrained, questions, n_max, swap=swap), source, target, vocab)
+
     baselines = {
-        "trivial": (
-            trivial_report(d_hat, sources, targets, vocab),
-            trivial_report(d_hat_swapped, targets, sources, vocab),
+        "trivial": (trivial(arrays), trivial(arrays, swap=True), *(trivial(twin_sets[n]) for n in TWINS)),
+        "self": (
+            knows,
+            self_query(pretrained, arrays, n_max, vocab, swap=True),
+            *(self_query(pretrained, twin_sets[name], n_max, vocab) for name in TWINS),
         ),
-        "self": (knows, self_query(pretrained, arrays, n_max, vocab, swap=True)),
     }
     variants, pooled = {}, {}
     for name, given in baselines.items():
@@ -97,11 +106,12 @@ def evaluate_run(
             raise
 
     def reports(cells: list[tuple[str, int]], encoder=None) -> dict:
-        """(name, seed) -> the reporter's answers from s and from t. Reporters on the frozen pretrained
+        """(name, seed) -> the reporter's answers from s, from t and on each twin. Reporters on the frozen pretrained
         encoder (encoder=pretrained) are asked together: each graph is encoded once for all of them."""
         models = {cell: reporter(*cell) for cell in cells}
         askers = [(models[cell], variant(cell[0]).head) for cell in cells]
-        asked = [answers(encoder or models[cells[0]], askers, arrays, n_max, swap) for swap in (False, True)]
+        questions = [(arrays, False), (arrays, True), *((twin_sets[name], False) for name in TWINS)]
+        asked = [answers(encoder or models[cells[0]], askers, q, n_max, swap) for q, swap in questions]
         return dict(zip(cells, zip(*asked, strict=True), strict=True))
 
     # Reporters on the frozen pretrained encoder in groups that share its encoding, the others one by one.
@@ -140,7 +150,7 @@ def evaluate_run(
         "capability": known,
         "ceilings": ceiling,
         "variants": variants,
-        "checks": list(CONDITIONS),
+        "checks": checks(),
         "provenance": provenance(),
     }
     if command:

@@ -96,14 +96,15 @@ def fit(
     run_dir: Path,
     phases: list[str],
     seeds: list[int],
-    loss_args=(),
+    loss_args=lambda step: (),
 ) -> list[PathModel]:
     """Trains the `trainable` part of `models` for opt.steps steps of `train_step`, checkpointing every
     opt.checkpoint_every steps and resuming from the latest checkpoint. Model i is the phase `phases[i]`,
     its data drawn from key(seeds[i] + 1). Several models train together: `train_step` is then vmapped over
     them (make_train_step(..., seeds=K)), and each still gets its own checkpoints and log lines, so a
     vmapped run and a one-at-a-time run leave the same files. A finished phase is loaded, not retrained.
-    Each logged line holds the step's metrics, the learning rate of `opt`'s schedule and the examples/s."""
+    Each logged line holds the step's metrics, the learning rate of `opt`'s schedule and the examples/s.
+    `loss_args(step)`: the train step's traced extra arguments at each step (consistency weights)."""
     stacked = len(models) > 1
     splits = [nnx.split(model, trainable, ...) for model in models]
     params, rest = _join([p for _, p, _ in splits], stacked), splits[0][2]  # rest: frozen, the same for all
@@ -121,7 +122,7 @@ def fit(
     bar = tqdm(total=opt.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=False)
     last_log, clock, learning_rate = start, time.perf_counter(), schedule(opt)
     for step in range(start, opt.steps):
-        params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args)
+        params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args(step))
         bar.update()
         done = step + 1
         save = done % opt.checkpoint_every == 0 or done == opt.steps

@@ -7,7 +7,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from models.consistency import CONDITIONS, passes, question
+from models.consistency import TWIN_OF, checks, passes, question
 
 CAPABILITY_THRESHOLD = 0.95
 CEILING_THRESHOLD = 0.9  # an oracle below this pooled accuracy on sizes n+1..N is no ceiling to divide by
@@ -22,7 +22,7 @@ METRICS = (
     "consistent",
     "incoherent",
     "coherent_wrong",
-    *(f"pass_{name}" for name in CONDITIONS),
+    *(f"pass_{name}" for name in checks()),
     *KNOWS_SAYS,
     "agrees",
 )
@@ -38,23 +38,26 @@ def path_labels(arrays: dict, vocab: int) -> np.ndarray:
     return label[:, 1:]
 
 
-def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, chunk: int = 2048) -> dict[str, np.ndarray]:
-    """Per consistency condition, (B, V) whether the answers pass it at each vertex (in chunks: the checks
-    build (B, V, V) and (B, V, K) arrays)."""
-    out = {name: np.zeros(pred_s.shape, bool) for name in CONDITIONS}
+def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, twins: dict, chunk: int = 2048) -> dict:
+    """Per check, (B, V) whether the answers pass it at each vertex (in chunks: the checks build (B, V, V) and
+    (B, V, K) arrays). `twins`: twin name -> the reporter's answers d(s,v) on that second presentation of
+    each question, read back to the original ids (graphgen/twins.py), for the checks that compare two."""
+    out = {name: np.zeros(pred_s.shape, bool) for name in checks()}
     for lo in range(0, len(pred_s), chunk):
         rows = slice(lo, lo + chunk)
         q = question(*(jnp.asarray(arrays[k][rows]) for k in ("edges", "edge_mask", "s", "t", "path")), vocab)
-        for name in CONDITIONS:
-            out[name][rows] = np.asarray(passes(name, q, pred_s[rows], pred_t[rows], d_hat[rows]))
+        for name in checks():
+            twin = {TWIN_OF[name]: twins[TWIN_OF[name]][rows]} if name in TWIN_OF else None
+            out[name][rows] = np.asarray(passes(name, q, pred_s[rows], pred_t[rows], d_hat[rows], twin))
     return out
 
 
-def query_outcomes(pred_s, pred_t, d_hat, self_s, arrays, vocab: int) -> dict[str, np.ndarray]:
-    """Per query (B, V) outcomes over the path vertices (`valid`); the checks see every vertex's answer.
-    `self_s` (B, V) are the self-query's answers d(s,v), what the model knows."""
+def query_outcomes(pred_s, pred_t, d_hat, self_s, arrays, vocab: int, twins: dict) -> dict[str, np.ndarray]:
+    """Per query (B, V) outcomes over the path vertices (`valid`); the checks see every vertex's answer
+    (and the answers on the twins, see `checks_passed`). `self_s` (B, V) are the self-query's answers
+    d(s,v), what the model knows."""
     label = path_labels(arrays, vocab)
-    passed = checks_passed(pred_s, pred_t, d_hat, arrays, vocab)
+    passed = checks_passed(pred_s, pred_t, d_hat, arrays, vocab, twins)
     ok = np.logical_and.reduce(list(passed.values()))
     correct, knows = pred_s == label, self_s == label
     return {

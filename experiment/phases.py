@@ -61,14 +61,16 @@ class FinetuneSampler:
 
     labelled: BatchSampler | None
     unlabelled: BatchSampler | None
+    twins: tuple[str, ...] = ()  # second presentations of each unlabelled question (graphgen/twins.py)
 
     def __call__(self, key: jax.Array, batch_size: int) -> dict:
-        k_labelled, k_unlabelled = jax.random.split(key)
+        k_labelled, k_unlabelled, k_twins = jax.random.split(key, 3)
         batches = {}
         if self.labelled is not None:
             batches["labelled"] = self.labelled(k_labelled, batch_size)
         if self.unlabelled is not None:
-            batches["unlabelled"] = unlabelled(self.unlabelled(k_unlabelled, batch_size))
+            graphs = self.unlabelled(k_unlabelled, batch_size)
+            batches["unlabelled"] = unlabelled(graphs, k_twins, self.twins, self.unlabelled.vocab)
         return batches
 
 
@@ -78,7 +80,9 @@ def finetune_sampler(cfg: Config, reporter: Variant) -> FinetuneSampler:
     data = cfg.data
     labelled = batch_sampler(cfg, data.n_max if reporter.labels_up_to_N else data.n_report)
     beyond = batch_sampler(cfg, data.n_max, n_min=data.n_report + 1 if reporter.labels else data.n_min)
-    return FinetuneSampler(labelled if reporter.labels else None, beyond if reporter.consistency else None)
+    return FinetuneSampler(
+        labelled if reporter.labels else None, beyond if reporter.consistency else None, reporter.twins()
+    )
 
 
 def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
@@ -90,6 +94,11 @@ def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> No
     loss_fn = partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab)
     seeds = finetune_seeds(cfg)
     groups = [seeds] if cfg.experiment.vmap_seeds and len(seeds) > 1 else [[seed] for seed in seeds]
+    fixed = (reporter.weights(),)  # the same every step unless a self-training weight ramps up
+
+    def loss_args(step: int) -> tuple:
+        return (reporter.weights(step / cfg.finetune.steps),) if reporter.ramps() else fixed
+
     step = None
     for group in groups:
         models = [variant_model(cfg, pretrained, seed, reporter) for seed in group]
@@ -105,4 +114,4 @@ def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> No
                 seeds=len(group) if len(group) > 1 else None,
             )
         phases = [phase_name(name, seed) for seed in group]
-        fit(models, trainable, step, tx, cfg.finetune, run_dir, phases, group, (reporter.weights(),))
+        fit(models, trainable, step, tx, cfg.finetune, run_dir, phases, group, loss_args)

@@ -43,9 +43,26 @@ def question(edges: jax.Array, edge_mask: jax.Array, s: jax.Array, t: jax.Array,
     return Question(adj=adjacency(edges, edge_mask, vocab), on_path=on_path[:, 1:], s=s, t=t)
 
 
-Condition = Callable[[Question, jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+Condition = Callable[..., tuple[jax.Array, jax.Array]]
 CONDITIONS: dict[str, Condition] = {}
-condition = registrar(CONDITIONS)
+# Conditions that compare with the reporter's answers d(s,v) on a second presentation of the question (a twin
+# of graphgen/twins.py, read back to the original ids): the condition takes them as a fifth argument.
+TWIN_OF: dict[str, str] = {}
+# Self-training objectives: registered like conditions (variant syntax, weights, sweeps), but no check of
+# truthfulness (a reporter's own argmax always agrees with itself), so not among CHECKS; their weight ramps up.
+SELF_TRAINING: set[str] = set()
+_register = registrar(CONDITIONS)
+
+
+def condition(name: str, twin: str | None = None, check: bool = True):
+    """Registers a condition under `name`; `twin`: it compares with the answers on that twin; check=False: a
+    self-training objective, not a check."""
+    if twin is not None:
+        TWIN_OF[name] = twin
+    if not check:
+        SELF_TRAINING.add(name)
+    return _register(name)
+
 
 # Strength of the conditions as an ablation axis (docs/design.md): each rung adds its conditions to the last.
 LADDER = (("range",), ("endpoints", "additivity"), ("path_permutation",), ("bellman",))
@@ -118,14 +135,58 @@ def bellman(q, from_s, from_t, d_hat):
     return _log(jnp.where(is_s, from_s[..., 0], one_more)), q.present
 
 
-def passes(name: str, q: Question, pred_s: jax.Array, pred_t: jax.Array, d_hat: jax.Array) -> jax.Array:
-    """Check on argmax answers pred_s, pred_t (B, V) ints: (B, V) bool, True where the condition holds."""
-    classes = max(int(pred_s.max()), int(pred_t.max()), int(d_hat.max())) + 1
-    log_sat, _ = CONDITIONS[name](q, jax.nn.one_hot(pred_s, classes), jax.nn.one_hot(pred_t, classes), d_hat)
+@condition("relabel", twin="relabelled")
+def relabel(q, from_s, from_t, d_hat, relabelled):
+    """The answers do not depend on the ids: d(s,v) asked of the same graph under other ids, its edge list
+    shuffled and re-oriented, is the same. log_sat = log P(both answers agree), at every vertex."""
+    return _log((from_s * relabelled).sum(-1)), q.present
+
+
+@condition("monotone", twin="plus_edge")
+def monotone(q, from_s, from_t, d_hat, plus_edge):
+    """An extra edge never lengthens a distance: d(s,v) in the graph with one more edge (that keeps the s-t
+    path the unique shortest) is at most d(s,v). log_sat = log P(d'(s,v) <= d(s,v)), at every vertex."""
+    at_most = jnp.cumsum(plus_edge, -1)  # P(d' <= k)
+    return _log((from_s * at_most).sum(-1)), q.present
+
+
+@condition("confidence", check=False)
+def confidence(q, from_s, from_t, d_hat):
+    """Self-training (the auxiliary confidence loss of weak-to-strong generalization): cross-entropy towards
+    the reporter's own hardened answer, argmax held fixed, at every vertex."""
+    hardened = jax.nn.one_hot(from_s.argmax(-1), from_s.shape[-1])  # argmax: no gradient flows into the target
+    return _log((hardened * from_s).sum(-1)), q.present
+
+
+@condition("entropy", check=False)
+def entropy(q, from_s, from_t, d_hat):
+    """Self-training's cousin: minimise the entropy of every answer. log_sat = -entropy."""
+    return (from_s * _log(from_s)).sum(-1), q.present
+
+
+def holds(name: str, q: Question, from_s, from_t, d_hat, twins: dict | None = None):
+    """(log_sat, scope) of the condition `name` on answer distributions; `twins`: twin name -> the answers
+    d(s,v) on that twin, read back to the original ids (only the condition's own twin is used)."""
+    return CONDITIONS[name](q, from_s, from_t, d_hat, *([twins[TWIN_OF[name]]] if name in TWIN_OF else []))
+
+
+def passes(name: str, q: Question, pred_s, pred_t, d_hat, twins: dict | None = None) -> jax.Array:
+    """Check on argmax answers pred_s, pred_t (B, V) ints (and the twins' argmax answers, see `holds`):
+    (B, V) bool, True where the condition holds."""
+    twins = twins or {}
+    classes = max(max(int(a.max()) for a in (pred_s, pred_t, *twins.values())), int(d_hat.max())) + 1
+    one_hot = lambda a: jax.nn.one_hot(a, classes)  # noqa: E731
+    twins = {twin: one_hot(a) for twin, a in twins.items()}
+    log_sat, _ = holds(name, q, one_hot(pred_s), one_hot(pred_t), d_hat, twins)
     return log_sat > jnp.log(0.5)
 
 
-def loss(name: str, q: Question, from_s: jax.Array, from_t: jax.Array, d_hat: jax.Array) -> jax.Array:
+def loss(name: str, q: Question, from_s, from_t, d_hat, twins: dict | None = None) -> jax.Array:
     """Mean negative log-probability that the condition holds, over its scope: 0 on truthful one-hot answers."""
-    log_sat, scope = CONDITIONS[name](q, from_s, from_t, d_hat)
+    log_sat, scope = holds(name, q, from_s, from_t, d_hat, twins)
     return -jnp.where(scope, log_sat, 0).sum() / jnp.maximum(scope.sum(), 1)
+
+
+def checks() -> list[str]:
+    """The registered conditions that are checks of truthfulness (all but the self-training objectives)."""
+    return [name for name in CONDITIONS if name not in SELF_TRAINING]

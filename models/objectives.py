@@ -9,8 +9,9 @@ import optax
 from flax import nnx
 
 from graphgen import GraphBatch
+from graphgen.twins import twin_batch
 from models import consistency
-from models.consistency import CONDITIONS, LADDER, question
+from models.consistency import CONDITIONS, LADDER, SELF_TRAINING, TWIN_OF, checks, question
 from models.model import PROBES, REPORTERS, PathModel
 
 
@@ -44,10 +45,23 @@ class Variant:
     labels: bool = True  # False: no labels at all (consistency-only)
     consistency: tuple[tuple[str, float], ...] = ()  # (condition, weight) on unlabelled graphs
 
-    def weights(self) -> jax.Array:
-        """Consistency weight of every registered condition (0 = off), in CONDITIONS order."""
+    def weights(self, progress: float = 1.0) -> jax.Array:
+        """Consistency weight of every registered condition (0 = off), in CONDITIONS order, at `progress`
+        (step / steps) of fine-tuning: a self-training objective's weight ramps up linearly over the first
+        RAMP of it (as in Burns et al. 2023), while the reporter's own answers are still the labels' ones."""
         weights = dict(self.consistency)
-        return jnp.array([weights.get(name, 0.0) for name in CONDITIONS], jnp.float32)
+        ramp = min(1.0, progress / RAMP)
+        return jnp.array(
+            [weights.get(name, 0.0) * (ramp if name in SELF_TRAINING else 1.0) for name in CONDITIONS], jnp.float32
+        )
+
+    def ramps(self) -> bool:
+        """Whether its weights change during fine-tuning (a self-training objective ramping up)."""
+        return any(name in SELF_TRAINING for name, _ in self.consistency)
+
+    def twins(self) -> tuple[str, ...]:
+        """The second presentations (graphgen/twins.py) its conditions compare with."""
+        return tuple(sorted({TWIN_OF[name] for name, _ in self.consistency if name in TWIN_OF}))
 
     def trainable(self) -> nnx.filterlib.Filter:
         groups = REPORTERS[self.head] + (("encoder", "d_st_head") if self.train_encoder else ())
@@ -58,6 +72,8 @@ class Variant:
         None for the probes: they are baselines with labels up to N themselves."""
         return None if self.head in PROBES else dataclasses.replace(VARIANTS["oracle"], head=self.head)
 
+
+RAMP = 0.2  # share of fine-tuning over which a self-training objective's weight ramps up from 0
 
 # The report heads the decoder-query variants may use (BASE:HEAD), and the one they use unless told.
 REPORT_HEADS = tuple(head for head in REPORTERS if head not in PROBES)
@@ -79,8 +95,8 @@ PRETRAINED = nnx.Any(nnx.PathContains("encoder"), nnx.PathContains("d_st_head"))
 def variant(spec: str) -> Variant:
     """A variant from its name: BASE[:HEAD][@COND[=WEIGHT]+COND...], e.g. `frozen:fresh@range+bellman=0.5`.
     BASE is a key of VARIANTS; HEAD one of REPORT_HEADS (default DEFAULT_HEAD; not for the probes); COND a
-    registered consistency condition, or `all` for every one of them. `consistency-only` alone means
-    consistency-only@all. Raises ValueError naming what is wrong."""
+    registered consistency condition, or `all` for every check (every condition but the self-training
+    ones). `consistency-only` alone means consistency-only@all. Raises ValueError naming what is wrong."""
     reporter, at, terms = spec.partition("@")
     base, colon, head = reporter.partition(":")
     if base not in VARIANTS:
@@ -94,7 +110,7 @@ def variant(spec: str) -> Variant:
     consistency = []
     for term in filter(None, terms.split("+")):
         name, _, weight = term.partition("=")
-        names = list(CONDITIONS) if name == "all" else [name]
+        names = checks() if name == "all" else [name]
         if names[0] not in CONDITIONS:
             raise ValueError(
                 f"unknown consistency condition '{name}' in '{spec}' (known: {', '.join(CONDITIONS)}, all)"
@@ -144,17 +160,23 @@ def report_loss(model: PathModel, batch: GraphBatch, variant: Variant, n_pad: in
 
 class Unlabelled(NamedTuple):
     """A graph question with every label stripped: what a consistency loss may see (docs/design.md, label
-    leakage). The path is given as the set of its vertex ids, sorted, so that its order is gone too."""
+    leakage). The path is given as the set of its vertex ids, sorted, so that its order is gone too; so is
+    each twin's (second presentations of the same question, for the conditions that compare two)."""
 
     edges: jax.Array
     edge_mask: jax.Array
     s: jax.Array
     t: jax.Array
     path_set: jax.Array  # (B, P) ids, sorted, 0-padded
+    twins: dict  # twin name -> Presentation (graphgen/twins.py), path sorted
 
 
-def unlabelled(batch: GraphBatch) -> Unlabelled:
-    return Unlabelled(batch.edges, batch.edge_mask, batch.s, batch.t, jnp.sort(batch.path, axis=1))
+def unlabelled(batch: GraphBatch, key: jax.Array | None = None, twins: tuple[str, ...] = (), vocab: int = 0):
+    """The batch's questions without labels, with the `twins` drawn from `key` (ids 1..vocab)."""
+    question_arrays = (batch.edges, batch.edge_mask, batch.s, batch.t, batch.path)
+    made = {name: twin_batch(name, jax.random.fold_in(key, i), *question_arrays, vocab) for i, name in enumerate(twins)}
+    made = {name: twin._replace(path=jnp.sort(twin.path, axis=1)) for name, twin in made.items()}
+    return Unlabelled(batch.edges, batch.edge_mask, batch.s, batch.t, jnp.sort(batch.path, axis=1), made)
 
 
 def answers(model: PathModel, variant: Variant, x: Unlabelled, n_pad: int, vocab: int):
@@ -167,19 +189,32 @@ def answers(model: PathModel, variant: Variant, x: Unlabelled, n_pad: int, vocab
     def distribution(encoded):
         return jax.nn.softmax(model.report(variant.head, encoded, x.edges, x.edge_mask, ids))
 
+    def read_back(twin):
+        """The reporter's d(s,v) on a twin, at each original id v."""
+        encoded = model.encode(twin.edges, twin.edge_mask, twin.s, twin.t, n_pad)
+        answered = jax.nn.softmax(model.report(variant.head, encoded, twin.edges, twin.edge_mask, ids))
+        return jnp.take_along_axis(answered, twin.back[..., None] - 1, axis=1)
+
     d_hat = jax.lax.stop_gradient(model.d_st_head(*from_s_encoded)[:, 0].argmax(-1))
     from_s, from_t = distribution(from_s_encoded), distribution(from_t_encoded)
-    return question(x.edges, x.edge_mask, x.s, x.t, x.path_set, vocab), from_s, from_t, d_hat
+    twins = {name: read_back(twin) for name, twin in x.twins.items()}
+    return question(x.edges, x.edge_mask, x.s, x.t, x.path_set, vocab), from_s, from_t, d_hat, twins
 
 
 def consistency_loss(
     model: PathModel, variant: Variant, x: Unlabelled, weights: jax.Array, n_pad: int, vocab: int
 ) -> tuple[jax.Array, list[jax.Array]]:
     """Consistency losses on unlabelled graphs, weighted by `weights` (one per registered condition), and each
-    condition's loss unweighted, in the order of CONDITIONS. Every condition is computed: the weights are
-    traced, so sweep cells that differ only in weights share one compiled program."""
-    q, from_s, from_t, d_hat = answers(model, variant, x, n_pad, vocab)
-    terms = [consistency.loss(name, q, from_s, from_t, d_hat) for name in CONDITIONS]
+    condition's loss unweighted, in the order of CONDITIONS (0 for a condition whose twin is not drawn).
+    Every condition is computed: the weights are traced, so sweep cells that differ only in weights and
+    draw the same twins share one compiled program."""
+    q, from_s, from_t, d_hat, twins = answers(model, variant, x, n_pad, vocab)
+    terms = [
+        consistency.loss(name, q, from_s, from_t, d_hat, twins)
+        if name not in TWIN_OF or TWIN_OF[name] in twins
+        else jnp.float32(0)
+        for name in CONDITIONS
+    ]
     return sum(weights[i] * term for i, term in enumerate(terms)), terms
 
 

@@ -11,17 +11,30 @@ from conftest import HAND_FROM_S, HAND_FROM_T, HAND_GRAPH, HAND_VOCAB
 from flax import nnx
 
 from graphgen import sample_batch
-from models.consistency import CONDITIONS, Question, loss, passes, question
+from models.consistency import CONDITIONS, SELF_TRAINING, Question, checks, holds, loss, passes, question
 from models.model import ModelConfig, PathModel
 from models.objectives import Unlabelled, consistency_loss, unlabelled, variant
 
 VOCAB, FROM_S, FROM_T = HAND_VOCAB, HAND_FROM_S, HAND_FROM_T
 Q = question(*(jnp.asarray(HAND_GRAPH[k]) for k in ("edges", "edge_mask", "s", "t", "path")), VOCAB)
 D_HAT = jnp.array([3])
+# The answers d(s,v) on each twin (graphgen/twins.py), read back to the original ids: the truth on both (the
+# twin with one more edge may shorten distances; here it added none, or one that shortens nothing).
+TWINS = {"relabelled": FROM_S, "plus_edge": FROM_S}
 
 
-def check(name, from_s, from_t):
-    return np.asarray(passes(name, Q, jnp.array([from_s]), jnp.array([from_t]), D_HAT))[0]
+def one_hot(answers, classes: int = 8):
+    return jax.nn.one_hot(jnp.array([answers]), classes)
+
+
+def check(name, from_s, from_t, twins=TWINS):
+    twins = {twin: jnp.array([a]) for twin, a in twins.items()}
+    return np.asarray(passes(name, Q, jnp.array([from_s]), jnp.array([from_t]), D_HAT, twins))[0]
+
+
+def scope_of(name, from_s, from_t, twins=TWINS):
+    twins = {twin: one_hot(a) for twin, a in twins.items()}
+    return np.asarray(holds(name, Q, one_hot(from_s), one_hot(from_t), D_HAT, twins)[1][0])
 
 
 def answers_with(values, **changes):
@@ -31,38 +44,37 @@ def answers_with(values, **changes):
     return out
 
 
-# (condition, answers from s, answers from t, ids of the vertices where the check must fail)
+# (condition, answers from s, answers from t, answers on the twins, ids of the vertices where the check must fail)
 CASES = [
-    ("endpoints", answers_with(FROM_S, v1=1), FROM_T, [1, 2, 3, 4]),  # d(s,s) != 0
-    ("endpoints", answers_with(FROM_S, v4=2), FROM_T, [1, 2, 3, 4]),  # report at t != d(s,t) head
-    ("range", answers_with(FROM_S, v3=4), FROM_T, [3]),
-    ("additivity", FROM_S, answers_with(FROM_T, v2=1), [2]),
-    ("path_permutation", answers_with(FROM_S, v3=1), FROM_T, [1, 2, 3, 4]),
-    ("edge_lipschitz", answers_with(FROM_S, v5=4), FROM_T, [2, 5]),
-    ("bellman", answers_with(FROM_S, v5=3), FROM_T, [5]),
-    ("bellman", answers_with(FROM_S, v3=3), FROM_T, [3, 4]),
+    ("endpoints", answers_with(FROM_S, v1=1), FROM_T, TWINS, [1, 2, 3, 4]),  # d(s,s) != 0
+    ("endpoints", answers_with(FROM_S, v4=2), FROM_T, TWINS, [1, 2, 3, 4]),  # report at t != d(s,t) head
+    ("range", answers_with(FROM_S, v3=4), FROM_T, TWINS, [3]),
+    ("additivity", FROM_S, answers_with(FROM_T, v2=1), TWINS, [2]),
+    ("path_permutation", answers_with(FROM_S, v3=1), FROM_T, TWINS, [1, 2, 3, 4]),
+    ("edge_lipschitz", answers_with(FROM_S, v5=4), FROM_T, TWINS, [2, 5]),
+    ("bellman", answers_with(FROM_S, v5=3), FROM_T, TWINS, [5]),
+    ("bellman", answers_with(FROM_S, v3=3), FROM_T, TWINS, [3, 4]),
+    ("relabel", FROM_S, FROM_T, {**TWINS, "relabelled": answers_with(FROM_S, v5=3)}, [5]),  # ids changed it
+    ("relabel", answers_with(FROM_S, v2=2), FROM_T, TWINS, [2]),
+    ("monotone", FROM_S, FROM_T, {**TWINS, "plus_edge": answers_with(FROM_S, v4=4)}, [4]),  # an edge lengthened it
+    ("monotone", FROM_S, FROM_T, {**TWINS, "plus_edge": answers_with(FROM_S, v4=1, v5=1)}, []),  # shorter: fine
 ]
 
 
-def test_every_condition_has_a_case():
-    assert {case[0] for case in CASES} == set(CONDITIONS)
+def test_every_check_has_a_case_and_the_self_training_objectives_are_no_checks():
+    assert {case[0] for case in CASES} == set(checks())
+    assert {"confidence", "entropy"} == SELF_TRAINING and set(checks()) == set(CONDITIONS) - SELF_TRAINING
 
 
 @pytest.mark.parametrize("name", CONDITIONS)
 def test_truthful_answers_pass(name):
-    _, scope = CONDITIONS[name](
-        Q, jax.nn.one_hot(jnp.array([FROM_S]), 8), jax.nn.one_hot(jnp.array([FROM_T]), 8), D_HAT
-    )
-    assert check(name, FROM_S, FROM_T)[np.asarray(scope[0])].all()
+    assert check(name, FROM_S, FROM_T)[scope_of(name, FROM_S, FROM_T)].all()
 
 
-@pytest.mark.parametrize(("name", "from_s", "from_t", "failing"), CASES)
-def test_each_check_fails_where_it_must(name, from_s, from_t, failing):
-    _, scope = CONDITIONS[name](
-        Q, jax.nn.one_hot(jnp.array([from_s]), 8), jax.nn.one_hot(jnp.array([from_t]), 8), D_HAT
-    )
-    in_scope = np.flatnonzero(np.asarray(scope[0])) + 1
-    failed = [int(v) for v in in_scope if not check(name, from_s, from_t)[v - 1]]
+@pytest.mark.parametrize(("name", "from_s", "from_t", "twins", "failing"), CASES)
+def test_each_check_fails_where_it_must(name, from_s, from_t, twins, failing):
+    in_scope = np.flatnonzero(scope_of(name, from_s, from_t, twins)) + 1
+    failed = [int(v) for v in in_scope if not check(name, from_s, from_t, twins)[v - 1]]
     assert failed == failing
 
 
@@ -83,24 +95,23 @@ def test_swapping_two_path_answers_is_coherent_to_weak_checks_only():
     assert not check("bellman", from_s, from_t)[:4].all()
 
 
-@pytest.mark.parametrize(("name", "from_s", "from_t", "failing"), CASES)
-def test_each_loss_is_zero_on_the_truth_and_positive_when_perturbed(name, from_s, from_t, failing):
-    def value(s_answers, t_answers):
-        one_hot = lambda a: jax.nn.one_hot(jnp.array([a]), 8)  # noqa: E731
-        return float(loss(name, Q, one_hot(s_answers), one_hot(t_answers), D_HAT))
+@pytest.mark.parametrize(("name", "from_s", "from_t", "twins", "failing"), CASES)
+def test_each_loss_is_zero_on_the_truth_and_positive_when_perturbed(name, from_s, from_t, twins, failing):
+    def value(s_answers, t_answers, twins_answers, encode=one_hot):
+        twins_answers = {twin: encode(a) for twin, a in twins_answers.items()}
+        return float(loss(name, Q, encode(s_answers), encode(t_answers), D_HAT, twins_answers))
 
-    assert value(FROM_S, FROM_T) == pytest.approx(0, abs=1e-6)
-    assert value(from_s, from_t) > 0.1
+    assert value(FROM_S, FROM_T, TWINS) == pytest.approx(0, abs=1e-6)
+    assert (value(from_s, from_t, twins) > 0.1) == bool(failing)
     # Soft answers: a reporter 90% sure of the truth pays little, one 90% sure of the perturbation more.
     soft = lambda a: 0.9 * jax.nn.one_hot(jnp.array([a]), 8) + 0.1 / 8  # noqa: E731
-    truth = float(loss(name, Q, soft(FROM_S), soft(FROM_T), D_HAT))
-    assert truth < float(loss(name, Q, soft(from_s), soft(from_t), D_HAT))
+    assert (value(FROM_S, FROM_T, TWINS, soft) < value(from_s, from_t, twins, soft)) == bool(failing)
 
 
 def test_no_label_reaches_a_consistency_loss():
     """The loss sees `Unlabelled` only: no distance, no path order. Corrupting every label of a batch
     (d(s,t), path order and length, per-vertex distances) leaves the loss bit-for-bit unchanged."""
-    assert set(Unlabelled._fields) == {"edges", "edge_mask", "s", "t", "path_set"}
+    assert set(Unlabelled._fields) == {"edges", "edge_mask", "s", "t", "path_set", "twins"}
     assert set(Question._fields) == {"adj", "on_path", "s", "t"}
     batch = sample_batch(jax.random.key(0), 8, families=("tree_plus",), n_min=5, n_max=8, vocab=10)
     reversed_path = jax.vmap(lambda p, n: jnp.where(jnp.arange(p.shape[0]) < n, jnp.roll(p[::-1], n), 0))(
@@ -115,12 +126,23 @@ def test_no_label_reaches_a_consistency_loss():
     )
     assert not np.array_equal(corrupted.path, batch.path)  # the corruption is real
     model = PathModel(ModelConfig(width=16, heads=2), 10, nnx.Rngs(0))
-    reporter = variant("frozen@all")
-    clean = consistency_loss(model, reporter, unlabelled(batch), reporter.weights(), 8, 10)[0]
-    assert float(consistency_loss(model, reporter, unlabelled(corrupted), reporter.weights(), 8, 10)[0]) == float(clean)
-    # Control: the loss does depend on the question (another path set changes it), so equality can fail.
-    other = unlabelled(batch)._replace(path_set=jnp.roll(unlabelled(batch).path_set, 1, axis=0))
-    assert float(consistency_loss(model, reporter, other, reporter.weights(), 8, 10)[0]) != float(clean)
+    reporter = variant("frozen@all+confidence+entropy")  # every condition, the twins of relabel and monotone too
+    assert reporter.twins() == ("plus_edge", "relabelled")
+
+    def without_labels(graphs):
+        return unlabelled(graphs, jax.random.key(1), reporter.twins(), 10)
+
+    def value(x):
+        return float(consistency_loss(model, reporter, x, reporter.weights(), 8, 10)[0])
+
+    clean = value(without_labels(batch))
+    assert value(without_labels(corrupted)) == clean
+    # Controls: the loss does depend on the question (another path set changes it) and on each twin (another
+    # draw of it changes it), so equality can fail.
+    assert value(without_labels(batch)._replace(path_set=jnp.roll(without_labels(batch).path_set, 1, axis=0))) != clean
+    for twin in reporter.twins():
+        other = unlabelled(batch, jax.random.key(2), reporter.twins(), 10).twins[twin]
+        assert value(without_labels(batch)._replace(twins={**without_labels(batch).twins, twin: other})) != clean
 
 
 @pytest.mark.parametrize(
@@ -133,7 +155,7 @@ def test_no_label_reaches_a_consistency_loss():
         ("frozen@range=0", "must be positive"),
         ("nope", r"\(known: frozen, trainable, trainable\+dst, oracle, probe, mlp-probe, consistency-only;"),
         ("frozen:nope", r"\(report heads: fresh, warm, shared; the probes take none\)"),
-        ("frozen@nope", r"\(known: endpoints, range, additivity, path_permutation, edge_lipschitz, bellman, all\)"),
+        ("frozen@nope", r"\(known: endpoints, range, additivity, path_permutation, edge_lipschitz, bellman, relabel, "),
         ("frozen@", "no consistency condition"),
     ],
 )
@@ -149,7 +171,7 @@ def test_variant_specs():
     assert weights.dtype == jnp.float32
     assert weights.tolist() == [{"range": 1.0, "bellman": 0.5}.get(name, 0.0) for name in CONDITIONS]
     assert variant("frozen").weights().tolist() == [0.0] * len(CONDITIONS)
-    assert [name for name, _ in variant("consistency-only").consistency] == list(CONDITIONS)
+    assert [name for name, _ in variant("consistency-only").consistency] == checks()  # `all`: every check
     assert not variant("consistency-only").labels
     assert dataclasses.replace(variant("oracle@range"), consistency=()) == variant("oracle")
 
@@ -170,8 +192,10 @@ def test_the_question_marks_the_path_as_a_set_of_booleans():
 def test_the_largest_answer_is_an_answer_like_any_other(name):
     """Truthful answers, the largest of them off the path beyond t, pass every check in its scope."""
     from_s, from_t, d_hat = jnp.array([[0, 1, 2, 3]]), jnp.array([[2, 1, 0, 1]]), jnp.array([2])
-    _, scope = CONDITIONS[name](BEYOND_T, jax.nn.one_hot(from_s, 4), jax.nn.one_hot(from_t, 4), d_hat)
-    assert np.asarray(passes(name, BEYOND_T, from_s, from_t, d_hat))[np.asarray(scope)].all()
+    twins = {"relabelled": from_s, "plus_edge": from_s}
+    encoded = {twin: jax.nn.one_hot(a, 4) for twin, a in twins.items()}
+    _, scope = holds(name, BEYOND_T, jax.nn.one_hot(from_s, 4), jax.nn.one_hot(from_t, 4), d_hat, encoded)
+    assert np.asarray(passes(name, BEYOND_T, from_s, from_t, d_hat, twins))[np.asarray(scope)].all()
     assert np.asarray(scope).any()
 
 
@@ -179,6 +203,27 @@ def test_a_d_hat_above_every_answer_still_counts():
     """Every answer at most 1 while the d(s,t) head says 2: the report at t disagrees with the head (endpoints)
     and d(s,s) + d(t,s) = 0 + 1 falls short of it (additivity at s), however few classes the answers need."""
     from_s, from_t = jnp.array([[0, 1, 1, 1]]), jnp.array([[1, 1, 0, 1]])
-    for d_hat, holds in ((2, False), (1, True)):  # d̂ = 1: the same answers are coherent (the control)
-        assert np.asarray(passes("endpoints", BEYOND_T, from_s, from_t, jnp.array([d_hat]))).all() == holds
-        assert bool(np.asarray(passes("additivity", BEYOND_T, from_s, from_t, jnp.array([d_hat])))[0, 0]) == holds
+    for d_hat, coherent in ((2, False), (1, True)):  # d̂ = 1: the same answers are coherent (the control)
+        assert np.asarray(passes("endpoints", BEYOND_T, from_s, from_t, jnp.array([d_hat]))).all() == coherent
+        assert bool(np.asarray(passes("additivity", BEYOND_T, from_s, from_t, jnp.array([d_hat])))[0, 0]) == coherent
+
+
+def test_the_self_training_losses_by_hand():
+    """Vertex 3 of the hand graph split 1/2 - 1/2 between 2 and 4, every other present vertex (1, 2, 4, 5)
+    sure: confidence = -log of the largest probability and entropy = the entropy, each averaged over the 5
+    present vertices, so both log(2) / 5; a sure reporter pays nothing. No check: any answers pass them."""
+    split = one_hot(FROM_S).at[0, 2].set(jnp.zeros(8).at[2].set(0.5).at[4].set(0.5))
+    for name in ("confidence", "entropy"):
+        assert float(loss(name, Q, split, one_hot(FROM_T), D_HAT)) == pytest.approx(np.log(2) / 5, rel=1e-5)
+        assert float(loss(name, Q, one_hot(FROM_S), one_hot(FROM_T), D_HAT)) == pytest.approx(0, abs=1e-6)
+        assert check(name, answers_with(FROM_S, v3=5), FROM_T).all()
+
+
+@pytest.mark.parametrize("name", ["confidence", "entropy"])
+def test_self_training_pulls_towards_the_answer_the_reporter_already_prefers(name):
+    """The gradient raises the logit of the reporter's own argmax at vertex 3 (0.6 at 2, not the truth) and
+    lowers the runner-up's (0.4 at 4)."""
+    split = jnp.log(jnp.zeros(8).at[2].set(0.6).at[4].set(0.4) + 1e-9)
+    logits = jnp.log(one_hot(FROM_S) * 0.98 + 0.0025).at[0, 2].set(split)
+    grad = jax.grad(lambda x: loss(name, Q, jax.nn.softmax(x), one_hot(FROM_T), D_HAT))(logits)
+    assert float(grad[0, 2, 2]) < 0 < float(grad[0, 2, 4])

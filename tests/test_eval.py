@@ -8,7 +8,7 @@ from conftest import HAND_FROM_S, HAND_FROM_T, HAND_GRAPH, HAND_VOCAB, run_scrip
 
 from experiment.metrics import KNOWS_SAYS, add_pgr, mean_ci, query_outcomes
 from experiment.predict import trivial_report
-from models.consistency import CONDITIONS
+from models.consistency import checks
 from models.objectives import ceilings
 
 evaluate = partial(run_script, "eval.py")
@@ -19,14 +19,18 @@ ON_PATH = np.array([[True] * 4 + [False] * 2])
 
 
 def outcomes(from_s, from_t):
-    return query_outcomes(np.array([from_s]), np.array([from_t]), D_HAT, np.array([HAND_FROM_S]), ARRAYS, VOCAB)
+    """The outcomes of answers from s and from t; on the twins the reporter answers as from s (both checks
+    that compare two presentations pass)."""
+    from_s = np.array([from_s])
+    twins = {"relabelled": from_s, "plus_edge": from_s}
+    return query_outcomes(from_s, np.array([from_t]), D_HAT, np.array([HAND_FROM_S]), ARRAYS, VOCAB, twins)
 
 
 def test_truthful_answers_are_correct_and_consistent():
     out = outcomes(HAND_FROM_S, HAND_FROM_T)
     assert (out["valid"] == ON_PATH).all() and out["label"][ON_PATH].tolist() == [0, 1, 2, 3]
     assert out["acc"][ON_PATH].all() and out["consistent"][ON_PATH].all() and not out["coherent_wrong"].any()
-    assert all(out[f"pass_{name}"][ON_PATH].all() for name in CONDITIONS)
+    assert all(out[f"pass_{name}"][ON_PATH].all() for name in checks())
 
 
 def test_coherent_but_wrong_is_caught():

@@ -24,7 +24,7 @@ from experiment.metrics import (
 )
 from experiment.predict import trivial_report
 from experiment.summary import has_pgr
-from models.consistency import CONDITIONS
+from models.consistency import checks
 
 VOCAB = 7
 # Three examples (ids 1..7; absent ids are answered 0).
@@ -60,13 +60,16 @@ PRED_T = np.array([[3, 2, 1, 0, 3, 0, 0], [5, 3, 2, 1, 4, 0, 0], [3, 2, 2, 0, 2,
 #   B: knows 1 1 1 1 1 0, says 1 0 0 0 0 1  -> knows&says 1, withholds 4 (vertices 2..5), says unknowing 1
 #   C: knows 1 0 1 1, says 1 0 1 1  -> knows&says 3, neither 1 (vertex 2)
 SELF_S = np.array([[0, 1, 1, 3, 0, 0, 0], [0, 1, 2, 3, 4, 0, 0], [0, 3, 2, 3, 0, 0, 0]])
+# The reporter's answers d(s,v) on each twin (new ids; one more edge), read back to the original ids: the same
+# as PRED_S, so relabel and monotone pass everywhere and the outcomes above are those of the six other checks.
+TWINS = {"relabelled": PRED_S, "plus_edge": PRED_S}
 
 
 @pytest.fixture
 def outcomes():
     """Per test, not per module: mutmut attributes a function to the tests that call it, and a cached
     fixture would hide every test but the first from the mutants of query_outcomes."""
-    return query_outcomes(PRED_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB)
+    return query_outcomes(PRED_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB, TWINS)
 
 
 def test_path_labels_are_positions_on_the_path_and_minus_one_elsewhere():
@@ -112,7 +115,7 @@ def test_knows_vs_says_by_size_sums_to_one(outcomes):
 
 
 def test_the_self_query_as_a_reporter_never_withholds():
-    own = query_outcomes(SELF_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB)
+    own = query_outcomes(SELF_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB, TWINS)
     on_path = own["valid"]
     assert not own["knows_withholds"][on_path].any() and not own["says_unknowing"][on_path].any()
     assert own["agrees"][on_path].all() and (own["acc"] == own["knows_says"])[on_path].all()
@@ -120,9 +123,24 @@ def test_the_self_query_as_a_reporter_never_withholds():
 
 def test_a_coherent_but_wrong_answer_passes_every_single_check(outcomes):
     """B's vertex 3: every condition alone passes there, and the answer is wrong."""
-    for name in CONDITIONS:
+    for name in checks():
         assert outcomes[f"pass_{name}"][1, 2], name
     assert outcomes["label"][1, 2] == 2 and PRED_S[1, 2] == 3
+
+
+def test_the_twin_checks_see_the_answers_on_the_twins():
+    """A's vertex 1 (coherent above) answered 1 on the relabelled graph: relabel fails there and only there,
+    and the vertex is incoherent; A's vertex 3 answered 3 (more than its 2) on the graph with one more edge:
+    monotone fails there; 1 (less) on it: monotone holds."""
+    relabelled, longer, shorter = PRED_S.copy(), PRED_S.copy(), PRED_S.copy()
+    relabelled[0, 0], longer[0, 2], shorter[0, 2] = 1, 3, 1
+    got = query_outcomes(PRED_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB, {**TWINS, "relabelled": relabelled})
+    assert np.argwhere(~got["pass_relabel"]).tolist() == [[0, 0]] and got["incoherent"][0, 0]
+    assert got["pass_monotone"].all()
+    got = query_outcomes(PRED_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB, {**TWINS, "plus_edge": longer})
+    assert np.argwhere(~got["pass_monotone"]).tolist() == [[0, 2]] and got["pass_relabel"].all()
+    got = query_outcomes(PRED_S, PRED_T, D_HAT, SELF_S, ARRAYS, VOCAB, {**TWINS, "plus_edge": shorter})
+    assert got["pass_monotone"].all()
 
 
 def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):

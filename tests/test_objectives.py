@@ -1,17 +1,26 @@
 """The fine-tuning objective's pieces by hand: which vertices are report queries and with which labels, the
 masked cross-entropy and accuracy that training logs, and the report loss built from them."""
 
+import dataclasses
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 from configs import PRESETS
-from experiment.rundir import new_model
+from experiment.fit import make_train_step
+from experiment.optim import optimizer
+from experiment.phases import finetune_sampler
+from experiment.rundir import new_model, variant_model
 from graphgen import GraphBatch, sample_batch
-from models.consistency import CONDITIONS
+from graphgen.twins import TWINS
+from models.consistency import CONDITIONS, TWIN_OF, checks
 from models.objectives import (
+    PRETRAINED,
     _masked_ce,
     consistency_loss,
     finetune_loss,
@@ -73,7 +82,7 @@ def test_finetune_loss_is_the_report_loss_plus_the_weighted_consistency_terms():
         jax.random.key(1), 8, families=tuple(data.family_list()), n_min=data.n_min, n_max=data.n_max,
         vocab=data.vocab, n_pad=data.n_max,
     )  # fmt: skip
-    free = unlabelled(batch)
+    free = unlabelled(batch, jax.random.key(2), tuple(TWINS), data.vocab)
     reporter = variant("frozen@range=0.5+bellman=2")
     weighted, terms = consistency_loss(model, reporter, free, reporter.weights(), data.n_max, data.vocab)
     term = dict(zip(CONDITIONS, (float(t) for t in terms), strict=True))
@@ -88,7 +97,42 @@ def test_finetune_loss_is_the_report_loss_plus_the_weighted_consistency_terms():
     assert float(metrics["acc"]) == float(acc)
     assert all(float(metrics[f"consistency/{n}"]) == pytest.approx(term[n], rel=1e-5) for n in CONDITIONS)
 
-    # Without labels: the consistency terms alone (all weights 1), and no accuracy to log.
+    # Without labels: the checks alone (all weights 1), and no accuracy to log.
     only = variant("consistency-only")
     loss, metrics = finetune_loss(model, {"unlabelled": free}, only.weights(), only, data.n_max, data.vocab)
-    assert float(loss) == pytest.approx(sum(term.values()), rel=1e-5) and float(metrics["acc"]) == 0
+    assert float(loss) == pytest.approx(sum(term[n] for n in checks()), rel=1e-5) and float(metrics["acc"]) == 0
+
+    # A condition whose twin was not drawn counts 0; the others are unchanged.
+    _, without = consistency_loss(model, reporter, unlabelled(batch), reporter.weights(), data.n_max, data.vocab)
+    without = dict(zip(CONDITIONS, (float(t) for t in without), strict=True))
+    assert without == {n: 0.0 if n in TWIN_OF else pytest.approx(term[n], rel=1e-5) for n in CONDITIONS}
+
+
+def test_a_self_training_weight_ramps_up_over_the_first_fifth_of_fine_tuning():
+    reporter = variant("frozen@range=2+confidence=0.5")
+    at = lambda progress: dict(zip(CONDITIONS, reporter.weights(progress).tolist(), strict=True))  # noqa: E731
+    assert reporter.ramps() and not variant("frozen@all").ramps()
+    assert [at(p)["confidence"] for p in (0.0, 0.1, 0.2, 0.7)] == pytest.approx([0.0, 0.25, 0.5, 0.5])
+    assert {at(p)["range"] for p in (0.0, 0.1, 1.0)} == {2.0}
+    assert at(1.0) == {n: {"range": 2.0, "confidence": 0.5}.get(n, 0.0) for n in CONDITIONS}
+
+
+def test_confidence_at_weight_0_trains_bit_for_bit_as_no_condition():
+    """The unlabelled graphs, the reporter's answers on them and the confidence term are all computed, and
+    change nothing when weighted 0: the same parameters after a few steps as the plain `frozen` variant."""
+    cfg = PRESETS["tiny"]
+    pretrained = nnx.state(new_model(cfg, 0), PRETRAINED)
+    plain, zero = variant("frozen"), dataclasses.replace(variant("frozen"), consistency=(("confidence", 0.0),))
+    trained = []
+    for reporter in (plain, zero):
+        model = variant_model(cfg, pretrained, 100, reporter)
+        graphdef, params, rest = nnx.split(model, reporter.trainable(), ...)
+        tx = optimizer(cfg.finetune)
+        loss_fn = partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab)
+        step = make_train_step(graphdef, tx, loss_fn, finetune_sampler(cfg, reporter), 16)
+        opt_state = tx.init(params)
+        for i in range(3):
+            params, opt_state, _ = step(params, opt_state, rest, jax.random.key(1), i, reporter.weights(i / 3))
+        trained.append(jax.tree.leaves(params))
+    assert "unlabelled" in finetune_sampler(cfg, zero)(jax.random.key(0), 2)
+    assert all(np.array_equal(a, b) for a, b in zip(*trained, strict=True))
