@@ -1,4 +1,4 @@
-"""The README's command: the whole experiment on a 2-core CPU (python train.py --preset quick): 8 min 51 s
+"""The README's command: the whole experiment on a 2-core CPU (python train.py --preset quick): 9 min 13 s
 on a fresh clone with a cold compilation cache and no stored pretraining (idle 2-core AMD EPYC, jax 0.10.2);
 about 6 min with the pretraining reused from the store.
 
