@@ -138,8 +138,12 @@ def bellman(q, from_s, from_t, d_hat):
 @condition("relabel", twin="relabelled")
 def relabel(q, from_s, from_t, d_hat, relabelled):
     """The answers do not depend on the ids: d(s,v) asked of the same graph under other ids, its edge list
-    shuffled and re-oriented, is the same. log_sat = log P(both answers agree), at every vertex."""
-    return _log((from_s * relabelled).sum(-1)), q.present
+    shuffled and re-oriented, is the same. log_sat = -2 x (Jensen-Shannon divergence of the two answers), at
+    every vertex: 0 for equal distributions however unsure (the loss asks for invariance, not confidence),
+    and log(1/4) for two different sure answers, which the check counts as a failure."""
+    middle = (from_s + relabelled) / 2
+    divergence = (from_s * (_log(from_s) - _log(middle)) + relabelled * (_log(relabelled) - _log(middle))).sum(-1)
+    return -divergence, q.present
 
 
 @condition("monotone", twin="plus_edge")

@@ -11,7 +11,8 @@ import pytest
 from configs import PRESETS
 from experiment.phases import finetune_sampler
 from graphgen import GraphBatch, family_names, sample_batch
-from graphgen.twins import TWINS, twin_batch
+from graphgen.dataset import generate
+from graphgen.twins import TWINS, read_back, twin_arrays, twin_batch
 from models.consistency import CONDITIONS, checks, holds, passes, question
 from models.objectives import VARIANTS, Unlabelled, unlabelled, variant
 
@@ -221,3 +222,31 @@ def test_fine_tuning_unlabelled_batches_are_unlabelled(name):
     sample = finetune_sampler(PRESETS["tiny"], variant(f"{name}@all"))
     shapes = jax.eval_shape(lambda key: sample(key, 4), jax.random.key(0))
     assert type(shapes["unlabelled"]) is Unlabelled
+
+
+def test_twins_of_a_dataset_read_back_to_the_original_ids():
+    """What the evaluation asks: the twins of a data-contract dataset, and answers about the twin's ids read
+    back to the original ids with `read_back`: exact distances on the relabelled twin read back are the
+    original ones; on the twin with one more edge, never larger. Deterministic in the seed."""
+    vocab = 12
+    arrays = generate(0, ["tree_plus", "grid_holes"], (5, 10), 24, vocab)
+
+    def exact(edges, edge_mask, s):
+        out = np.zeros((len(s), vocab), int)
+        for i in range(len(s)):
+            for v, d in nx_distances(edges[i], edge_mask[i], int(s[i])).items():
+                out[i, v - 1] = d
+        return out
+
+    original = exact(arrays["edges"], arrays["edge_mask"], arrays["s"])
+    for name in TWINS:
+        twin = twin_arrays(arrays, name, vocab, seed=3)
+        assert all(np.array_equal(twin[k], v) for k, v in twin_arrays(arrays, name, vocab, seed=3).items())
+        back = read_back(twin, exact(twin["edges"], twin["edge_mask"], twin["s"]))
+        present = original > 0
+        present[np.arange(len(arrays["s"])), arrays["s"] - 1] = True
+        if name == "relabelled":
+            assert np.array_equal(np.where(present, back, 0), original)
+            assert not np.array_equal(twin["edges"], arrays["edges"])
+        else:
+            assert (np.where(present, back, 0) <= original).all() and (back < original).any()

@@ -227,3 +227,33 @@ def test_self_training_pulls_towards_the_answer_the_reporter_already_prefers(nam
     logits = jnp.log(one_hot(FROM_S) * 0.98 + 0.0025).at[0, 2].set(split)
     grad = jax.grad(lambda x: loss(name, Q, jax.nn.softmax(x), one_hot(FROM_T), D_HAT))(logits)
     assert float(grad[0, 2, 2]) < 0 < float(grad[0, 2, 4])
+
+
+def test_relabel_asks_for_the_same_answer_not_a_sure_one():
+    """Equal answers, however unsure (vertex 3 split 1/2 - 1/2 on both presentations), cost nothing; a
+    different split costs the Jensen-Shannon divergence (x 2) at that vertex, averaged over the 5 present."""
+    split = one_hot(FROM_S).at[0, 2].set(jnp.zeros(8).at[2].set(0.5).at[4].set(0.5))
+    other = one_hot(FROM_S).at[0, 2].set(jnp.zeros(8).at[2].set(1.0))
+    assert float(loss("relabel", Q, split, one_hot(FROM_T), D_HAT, {"relabelled": split})) == pytest.approx(0, abs=1e-6)
+    # JS((1/2, 1/2), (1, 0)) = 1/2 KL((1/2,1/2) || (3/4,1/4)) + 1/2 KL((1,0) || (3/4,1/4))
+    js = 0.5 * (0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(0.5 / 0.25)) + 0.5 * np.log(1 / 0.75)
+    got = float(loss("relabel", Q, split, one_hot(FROM_T), D_HAT, {"relabelled": other}))
+    assert got == pytest.approx(2 * js / 5, rel=1e-4)
+
+
+def test_a_reporter_that_ignores_ids_pays_no_relabel_loss():
+    """Hand-built: the graph encoder with every id embedding zero sees only the graph and the s, t marks, so
+    its answers move with the vertices when the ids are permuted (and do not care about edge order): the
+    relabel loss is 0 up to rounding. The same model with its random id embeddings pays."""
+    model = PathModel(ModelConfig(width=16, heads=2), 10, nnx.Rngs(0))
+    batch = sample_batch(jax.random.key(0), 8, families=("tree_plus",), n_min=5, n_max=8, vocab=10)
+    reporter = variant("frozen@relabel")
+    free = unlabelled(batch, jax.random.key(1), reporter.twins(), 10)
+    index = list(CONDITIONS).index("relabel")
+
+    def relabel_term():
+        return float(consistency_loss(model, reporter, free, reporter.weights(), 8, 10)[1][index])
+
+    assert relabel_term() > 1e-3
+    model.encoder.ids.embedding[...] = jnp.zeros_like(model.encoder.ids.embedding[...])
+    assert relabel_term() == pytest.approx(0, abs=1e-5)
