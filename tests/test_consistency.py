@@ -246,6 +246,8 @@ def test_a_reporter_that_ignores_ids_pays_no_relabel_loss():
     its answers move with the vertices when the ids are permuted (and do not care about edge order): the
     relabel loss is 0 up to rounding. The same model with its random id embeddings pays."""
     model = PathModel(ModelConfig(width=16, heads=2), 10, nnx.Rngs(0))
+    # The warm head's projection of u starts at zero (every u answered alike): make the answers depend on u.
+    model.u_query.kernel[...] = jax.random.normal(jax.random.key(2), model.u_query.kernel.shape)
     batch = sample_batch(jax.random.key(0), 8, families=("tree_plus",), n_min=5, n_max=8, vocab=10)
     reporter = variant("frozen@relabel")
     free = unlabelled(batch, jax.random.key(1), reporter.twins(), 10)

@@ -103,6 +103,12 @@ def test_summary_has_the_promised_structure(finished_run):
             assert pgr["ceiling_ok"] is summary["ceilings"][oracle_of[name]]["ceiling_ok"]
     # The self-query never withholds what it knows.
     assert all(row["knows_withholds"] == 0 for row in summary["variants"]["self"]["by_size"].values())
+    # Both baselines answer 0 at u = s on every presentation, once their answers on a twin are read back to
+    # the original ids: relabel and monotone hold there. Every check is in every row.
+    assert len(summary["checks"]) == 8 and summary["checks"][-2:] == ["relabel", "monotone"]
+    for name in ("trivial", "self"):
+        at_s = summary["variants"][name]["by_distance"]["0"]
+        assert at_s["pass_relabel"] == at_s["pass_monotone"] == 1.0, name
 
 
 def test_eval_rejects_missing_or_corrupt_runs(finished_run, tmp_path):
