@@ -40,6 +40,9 @@ def bucket(size: int, largest: int) -> int:
     return min(largest, max(8, 1 << (size - 1).bit_length()))
 
 
+CHUNK = 4096  # examples per generator call (the batch at which bench/gen.py measures the generator)
+
+
 def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int, vocab: int) -> dict:
     """`count` examples as data-contract arrays. Example i has size lo + i % (hi - lo + 1) and cycles through
     `families` once per sweep of sizes, so every (family, size) cell is equally filled. Deterministic."""
@@ -54,10 +57,11 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
     parts = []
     for name in families:
         for n_pad in np.unique(example_pad):
-            rows = index[(example_family == name) & (example_pad == n_pad)]
-            if rows.size:
-                # Pad the row count to a power of two (padding rows repeat the first and are dropped): a
-                # handful of compiled shapes then serves any count.
+            cell = index[(example_family == name) & (example_pad == n_pad)]
+            for rows in np.array_split(cell, -(-cell.size // CHUNK)) if cell.size else []:
+                # Pad the row count to a power of two up to CHUNK (padding rows repeat the first and are
+                # dropped): a handful of compiled shapes serves any count, and a call's vmapped BFS loops
+                # wait for the slowest of at most CHUNK graphs. Row i's key is fold_in(seed, i) either way.
                 padded = np.resize(rows, max(64, 1 << (rows.size - 1).bit_length()))
                 keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base, padded)
                 batch = sample_examples(keys, example_size[padded], family=name, n_pad=int(n_pad), vocab=vocab)
