@@ -130,7 +130,11 @@ def _from_store(cfg: Config) -> dict:
     """The store's entry for this config, trained (or resumed) first if unfinished, its hash checked."""
     key, what = key_of(cfg)
     directory = store_root() / key
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        store = f"{store_root()} ($PATHPROBE_PRETRAINED)"
+        raise RunError(f"cannot use {store} as the store of pretrained models: {e}") from None
     with _lock(directory):
         done = directory / "done.json"
         trained = not done.exists()

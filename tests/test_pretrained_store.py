@@ -128,3 +128,9 @@ def test_a_truncated_or_altered_shared_pretraining_is_refused(finished_run, tmp_
         train(*argv, "--run-dir", str(tmp_path / "b"), store=store), "does not match", "corrupt", progress=True
     )
     assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_a_store_that_cannot_be_a_directory_is_one_line_exit_2(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    argv = [*TINY, "--run-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results")]
+    one_line_exit_2(train(*argv, store=tmp_path / "file" / "store"), "as the store of pretrained models")
