@@ -78,12 +78,18 @@ def evaluate_run(
         return tables(outcomes, arrays), pooled_accuracy(outcomes, sizes, cfg.data.n_report, n_max)
 
     # Two label-free baselines: the best guess from the question alone, and the model's own self-query.
-    def trivial(questions: dict, swap: bool = False) -> np.ndarray:
+    def trivial(questions: dict, swap: bool = False, d_st: np.ndarray | None = None) -> np.ndarray:
+        """The trivial report on `questions`, from the pretrained head's d(s,t) (`d_st` when already asked)."""
         source, target = (questions["t"], questions["s"]) if swap else (questions["s"], questions["t"])
-        return trivial_report(predictions(pretrained, questions, n_max, swap=swap), source, target, vocab)
+        d_st = predictions(pretrained, questions, n_max, swap=swap) if d_st is None else d_st
+        return trivial_report(d_st, source, target, vocab)
 
     baselines = {
-        "trivial": (trivial(arrays), trivial(arrays, swap=True), *(trivial(twin_sets[n]) for n in TWINS)),
+        "trivial": (
+            trivial(arrays, d_st=d_hat),
+            trivial(arrays, swap=True),
+            *(trivial(twin_sets[name]) for name in TWINS),
+        ),
         "self": (
             knows,
             self_query(pretrained, arrays, n_max, vocab, swap=True),
