@@ -35,22 +35,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, help="where to write results (default: results/RUN_NAME[-SWEEP])")
     parser.add_argument("--sweep", help="evaluate a sweep's grid (see train.py --sweep) instead of the run's variants")
     parser.add_argument(
+        "--data",
+        type=Path,
+        help="evaluate on this .npz file in the data contract (docs/design.md; e.g. from graphgen.from_networkx) "
+        "instead of the run's evaluation set (default results: results/RUN_NAME-FILE_STEM)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace results there of a different config or evaluation set"
     )
     args = parser.parse_args(argv)
-    try:
-        names = sweep_variants(args.sweep) if args.sweep is not None else None
-    except UsageError as e:
-        fail(parser.prog, str(e))
     enable_compilation_cache()
     from experiment.evaluate import evaluate_run
     from experiment.results import default_results_dir
-    from experiment.rundir import RunError
+    from experiment.rundir import RunError, load_config
 
     try:
-        results = args.results or default_results_dir(args.run.name, args.sweep)
-        summary = evaluate_run(args.run, results, names, overwrite=args.overwrite, command=["eval.py", *argv])
-    except RunError as e:
+        names = None
+        if args.sweep is not None:
+            names = sweep_variants(args.sweep, load_config(args.run).data.family_list())
+        results = args.results or default_results_dir(args.run.name, args.sweep, args.data)
+        summary = evaluate_run(
+            args.run, results, names, overwrite=args.overwrite, command=["eval.py", *argv], data=args.data
+        )
+    except (RunError, UsageError) as e:
         fail(parser.prog, str(e))
     print(json.dumps(summary["capability"]["d_st_acc_by_size"]), file=sys.stderr)
 

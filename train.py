@@ -98,7 +98,11 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         cfg = config_from_args(args)
-        names = sweep_variants(args.sweep) if args.sweep is not None else cfg.experiment.variant_list()
+        names = (
+            sweep_variants(args.sweep, cfg.data.family_list())
+            if args.sweep is not None
+            else cfg.experiment.variant_list()
+        )
         run_dir = args.run_dir or Path("runs") / args.preset
         results_dir = args.results_dir or default_results_dir(args.preset, args.sweep)
         if results_dir.exists() and not results_dir.is_dir():

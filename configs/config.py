@@ -7,6 +7,7 @@ import math
 import jax
 
 from common.cli import UsageError
+from graphgen.splits import Split, parse_split
 from models.consistency import CONDITIONS, SELF_TRAINING
 from models.model import ModelConfig
 from models.objectives import DEFAULT_HEAD, REPORT_HEADS, VARIANTS, variant
@@ -27,6 +28,12 @@ class DataConfig:
     eval_per_size: int = _field(40, "evaluation examples per graph size and family")
     eval_seed: int = _field(1234, "seed of the fixed evaluation set")
     pool: int = _field(8, "pretraining examples drawn per one kept, to even out distances d(s,t); 1 = off")
+    split: str = _field(
+        "size",
+        "which queries the reporter is checked on (labelled), which held out: size (labels on sizes <= n), "
+        "family:X[:A+B] (labels on every family but X, or on A and B only), distance:K (labels on d(s,u) <= K), "
+        "offpath (labels on the s-t path, held out: every other vertex); a variant's ~SPLIT overrides it",
+    )
 
     def family_list(self) -> list[str]:
         from graphgen.sample import family_names
@@ -55,6 +62,14 @@ class DataConfig:
             raise UsageError(f"data.pool must be positive, got {self.pool}")
         if self.eval_beyond < 0 or self.eval_per_size < 1:
             raise UsageError("data.eval_beyond must be >= 0 and data.eval_per_size >= 1")
+        self.parsed_split()
+
+    def parsed_split(self, text: str | None = None) -> Split:
+        """data.split (or the split `text`), checked against data.families; UsageError (one line) if invalid."""
+        try:
+            return parse_split(text or self.split, self.family_list())
+        except ValueError as e:
+            raise UsageError(f"data.split: {e}" if text is None else str(e)) from None
 
     def eval_sizes(self) -> tuple[int, int]:
         return self.n_min, self.n_max + self.eval_beyond
@@ -105,12 +120,14 @@ class ExperimentConfig:
     def variant_list(self) -> list[str]:
         return self.variants.split(",")
 
-    def validate(self) -> None:
+    def validate(self, data: DataConfig) -> None:
         for spec in self.variant_list():
             try:
                 variant(spec)
             except ValueError as e:
                 raise UsageError(f"experiment.variants: {e}") from None
+            if "~" in spec:  # its families must be the run's
+                data.parsed_split(spec.partition("~")[2])
         if self.seeds < 1:
             raise UsageError("experiment.seeds must be positive")
 
@@ -129,7 +146,7 @@ class Config:
         self.data.validate()
         self.pretrain.validate("pretrain")
         self.finetune.validate("finetune")
-        self.experiment.validate()
+        self.experiment.validate(self.data)
         try:
             self.model.validate()
         except ValueError as e:
@@ -166,7 +183,9 @@ def comparable(config: dict) -> dict:
 
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted names (section.field) of the config fields whose values differ between two config dicts, but
-    for experiment.variants (see `comparable`)."""
-    old, new = comparable(old), comparable(new)
+    for experiment.variants (see `comparable`). A field one of them lacks (written before the field existed)
+    counts as its default, which is what that run did."""
+    defaults = Config().to_dict()
+    old, new = (comparable({s: {**defaults.get(s, {}), **fields} for s, fields in c.items()}) for c in (old, new))
     names = {(s, k) for cfg in (old, new) for s, fields in cfg.items() for k in fields}
     return sorted(f"{s}.{k}" for s, k in names if old.get(s, {}).get(k) != new.get(s, {}).get(k))

@@ -1,11 +1,16 @@
-"""Sweeps: named grids of report variants trained on one run's shared pretraining (train.py --sweep NAME)."""
+"""Sweeps: named grids of report variants trained on one run's shared pretraining (train.py --sweep NAME).
+Each is a function of the run's data config (the families a grid of columns is drawn from)."""
+
+import numpy as np
 
 from common.cli import UsageError
 from models.consistency import CONDITIONS
 from models.objectives import ladder
 
+COLUMNS_SEED = 0  # which k families label each fold's cells: fixed, so every run of the sweep has the same
 
-def consistency_sweep() -> list[str]:
+
+def consistency_sweep(families: list[str]) -> list[str]:
     """The grid of docs/design.md: no consistency, each condition alone, the strength ladder (each rung adds
     conditions to the last), every check together, every check with self-training (confidence),
     consistency-only, and the oracle."""
@@ -14,11 +19,26 @@ def consistency_sweep() -> list[str]:
     return list(dict.fromkeys([*cells, "oracle"]))  # the ladder's first rung is a single condition
 
 
-SWEEPS = {"consistency": consistency_sweep}
+def columns_sweep(families: list[str]) -> list[str]:
+    """The number of checked columns: every family X held out in turn (a fold), with labels on k = 1..F-1 of
+    the others at every size <= N. Fold X's cells label the first k families of one seeded order of the
+    others, so that each k adds a column to k-1's. The oracle (labels on every family) is the ceiling."""
+    cells = []
+    for fold, held_out in enumerate(families):
+        others = [f for f in families if f != held_out]
+        order = [others[i] for i in np.random.default_rng([COLUMNS_SEED, fold]).permutation(len(others))]
+        cells += [f"frozen~family:{held_out}:{'+'.join(order[:k])}" for k in range(1, len(others) + 1)]
+    return [*cells, "oracle"]
 
 
-def sweep_variants(name: str) -> list[str]:
-    """The variants of the sweep `name`; UsageError (one line) for an unknown one."""
+SWEEPS = {"consistency": consistency_sweep, "columns": columns_sweep}
+
+
+def sweep_variants(name: str, families: list[str]) -> list[str]:
+    """The variants of the sweep `name` over `families` (data.families); UsageError (one line) for an unknown
+    sweep or one the families cannot fill."""
     if name not in SWEEPS:
         raise UsageError(f"unknown sweep '{name}' (choose from: {', '.join(SWEEPS)})")
-    return SWEEPS[name]()
+    if name == "columns" and len(families) < 2:
+        raise UsageError("the columns sweep holds out one family and labels others: data.families needs two or more")
+    return SWEEPS[name](families)

@@ -12,12 +12,16 @@ from tqdm import tqdm
 from common.cli import UsageError
 from common.provenance import provenance
 from experiment.metrics import (
+    add_held_out_pgr,
     add_pgr,
-    add_pooled_pgr,
     aggregate,
+    aggregate_pooled,
     capability,
-    pooled_accuracy,
+    pooled,
+    present_families,
+    query_labels,
     query_outcomes,
+    split_masks,
     tables,
 )
 from experiment.predict import answers, predictions, self_query, trivial_report
@@ -29,6 +33,7 @@ from experiment.rundir import (
     finetune_seeds,
     finished_manager,
     load_config,
+    load_eval_data,
     load_or_make_eval_set,
     load_reporter,
     phase_name,
@@ -47,13 +52,15 @@ def evaluate_run(
     names: list[str] | None = None,
     overwrite: bool = False,
     command: list[str] | None = None,
+    data: Path | None = None,
 ) -> dict:
     """Evaluates the variants `names` (default: the run config's experiment.variants), every seed, into
     results_dir, with the run's training curves. Refuses (RunError) to replace the results of a different
-    experiment there unless `overwrite`. `command` (script and arguments) is recorded as what made them."""
+    experiment there unless `overwrite`. `command` (script and arguments) is recorded as what made them. `data`: a
+    dataset file (the data contract) to evaluate on instead of the run's evaluation set."""
     cfg = load_config(run_dir)
     names = names or cfg.experiment.variant_list()
-    arrays, eval_hash = load_or_make_eval_set(cfg, run_dir)
+    arrays, eval_hash = load_eval_data(cfg, data) if data else load_or_make_eval_set(cfg, run_dir)
     if not overwrite:
         try:
             refuse_to_replace(results_dir / "summary.json", cfg.to_dict(), eval_hash)
@@ -62,20 +69,27 @@ def evaluate_run(
     seeds = finetune_seeds(cfg)
     for phase in [PRETRAIN, *(phase_name(name, seed) for name in names for seed in seeds)]:
         finished_manager(run_dir, phase)  # a missing phase fails now, not minutes into the evaluation
-    sizes, n_max, vocab = arrays["num_nodes"], cfg.data.n_max, cfg.data.vocab
+    n_max, vocab = cfg.data.n_max, cfg.data.vocab
     pretrained = load_checked(cfg, run_dir)
     progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
     d_hat = predictions(pretrained, arrays, n_max)
     knows = self_query(pretrained, arrays, n_max, vocab)
     # Second presentations of every question (new ids; one more edge), for the checks that compare two.
     twin_sets = {name: twin_arrays(arrays, name, vocab, seed=cfg.data.eval_seed) for name in TWINS}
+    queries = query_labels(arrays, vocab)
+    run_split = cfg.data.parsed_split()
+    split_of = {"trivial": run_split, "self": run_split} | {name: variant(name).split or run_split for name in names}
+    masks = {split: split_masks(split, queries, arrays, cfg.data.n_report, n_max) for split in split_of.values()}
 
-    def scored(pred_s, pred_t, *on_twins) -> tuple[dict, float]:
-        """Tables of one reporter, and its accuracy pooled over the sizes n+1..N (for PGR), from its answers
-        from s and from t and its answers d(s,v) on each twin (in TWINS order, in the twin's ids)."""
+    def scored(name: str, pred_s, pred_t, *on_twins) -> tuple[dict, dict, np.ndarray]:
+        """Tables of one reporter, its numbers pooled over its split's checked and held-out queries, and
+        whether it is right at each query (for PGR), from its answers from s and from t and its answers d(s,v)
+        on each twin (in TWINS order, in the twin's ids)."""
         twins = {name: read_back(twin_sets[name], a) for name, a in zip(TWINS, on_twins, strict=True)}
-        outcomes = query_outcomes(pred_s, pred_t, d_hat, knows, arrays, vocab, twins)
-        return tables(outcomes, arrays), pooled_accuracy(outcomes, sizes, cfg.data.n_report, n_max)
+        outcomes = query_outcomes(pred_s, pred_t, d_hat, knows, arrays, vocab, twins, queries)
+        checked, held_out = masks[split_of[name]]
+        parts = {"checked": pooled(outcomes, checked), "held_out": pooled(outcomes, held_out)}
+        return tables(outcomes, arrays), parts, outcomes["acc"]
 
     # Two label-free baselines: the best guess from the question alone, and the model's own self-query.
     def trivial(questions: dict, swap: bool = False, d_st: np.ndarray | None = None) -> np.ndarray:
@@ -96,10 +110,10 @@ def evaluate_run(
             *(self_query(pretrained, twin_sets[name], n_max, vocab) for name in TWINS),
         ),
     }
-    variants, pooled = {}, {}
+    variants, correct = {}, {}
     for name, given in baselines.items():
-        table, pooled_acc = scored(*given)
-        variants[name], pooled[name] = {"seeds": 0, **table}, [pooled_acc]
+        table, parts, correct[name, 0] = scored(name, *given)
+        variants[name] = {"seeds": 0, "split": str(split_of[name]), **table, "pooled": aggregate_pooled([parts])}
     progress.update()
     pretrained_state = nnx.state(pretrained, PRETRAINED)
 
@@ -128,15 +142,22 @@ def evaluate_run(
     scores = {}
     for group, encoder in groups:
         for cell, asked in reports(group, encoder).items():
-            scores[cell] = scored(*asked)
+            scores[cell] = scored(cell[0], *asked)
+            correct[cell] = scores[cell][2]
             progress.update()
     for name in names:
-        per_seed, pooled[name] = [scores[name, seed][0] for seed in seeds], [scores[name, seed][1] for seed in seeds]
-        variants[name] = {"seeds": len(per_seed), **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]}}
+        per_seed = [scores[name, seed][0] for seed in seeds]
+        variants[name] = {
+            "seeds": len(per_seed),
+            "split": str(split_of[name]),
+            **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]},
+            "pooled": aggregate_pooled([scores[name, seed][1] for seed in seeds]),
+        }
     progress.close()
     oracle_of = ceilings(names)
-    add_pgr(variants, cfg.data.n_report, oracle_of)
-    ceiling = add_pooled_pgr(variants, pooled, oracle_of)
+    add_pgr(variants, cfg.data.n_report, {v: o for v, o in oracle_of.items() if split_of[v].kind == "size"})
+    held_out = {name: masks[split_of[name]][1] for name in names}
+    ceiling = add_held_out_pgr(variants, correct, held_out, oracle_of, seeds)
     known = capability(d_hat, arrays, n_max)
     known["knows_su_by_size"] = {n: row["acc"] for n, row in variants["self"]["by_size"].items()}
     known["knows_su_by_distance"] = {d: row["acc"] for d, row in variants["self"]["by_distance"].items()}
@@ -151,11 +172,13 @@ def evaluate_run(
             dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, variants=",".join(names)))
         ),
         "eval_set_hash": eval_hash,
+        "eval_data": str(data) if data else "the run's evaluation set",
         "pretrained": record_of(run_dir),
         "n_report": cfg.data.n_report,
         "capability": known,
         "ceilings": ceiling,
         "variants": variants,
+        "columns": columns(variants, split_of, present_families(arrays)),
         "checks": checks(),
         "provenance": provenance(),
     }
@@ -163,6 +186,40 @@ def evaluate_run(
         summary["command"] = shlex.join(["python", *command])
     write_results(summary, results_dir, read_log(run_dir))
     return summary
+
+
+def columns(variants: dict, split_of: dict, families: list[str]) -> list[dict]:
+    """One entry per variant under a family split (the columns sweep's cells): the held-out family, the
+    labelled ones and their number k, and the variant's accuracy pooled over the held-out family and over the
+    labelled ones (sizes <= N), withheld knowledge and what the model knows there (the self-query)."""
+    entries = []
+    for name, split in split_of.items():
+        if split.kind != "family" or name not in variants or not variants[name]["seeds"]:
+            continue
+        held_out, checked = variants[name]["pooled"]["held_out"], variants[name]["pooled"]["checked"]
+        if held_out["acc"] is None:  # an evaluation set without the held-out family (eval.py --data)
+            continue
+        labelled = split.labelled_families([f for f in families if f != split.held_out])
+        entries.append(
+            {
+                "variant": name,
+                "held_out": split.held_out,
+                "labelled": labelled,
+                "k": len(labelled),
+                "held_out_acc": _part(held_out, "acc"),
+                "checked_acc": _part(checked, "acc"),
+                "withheld": _part(held_out, "knows_withholds"),
+                "knows": held_out["knows_says"] + held_out["knows_withholds"],
+            }
+        )
+    return sorted(entries, key=lambda e: (e["held_out"], e["k"]))
+
+
+def _part(pooled: dict, metric: str) -> dict:
+    """A pooled metric's mean, interval and per-seed values, as one entry of `columns`."""
+    if pooled[metric] is None:
+        return None
+    return {"mean": pooled[metric], "ci95": pooled[f"{metric}_ci95"], "per_seed": pooled[f"{metric}_per_seed"]}
 
 
 def capability_report(capability: dict) -> str:

@@ -7,6 +7,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from graphgen.bfs import distances
+from graphgen.splits import Split
 from models.consistency import TWIN_OF, checks, passes, question
 
 CAPABILITY_THRESHOLD = 0.95
@@ -38,6 +40,22 @@ def path_labels(arrays: dict, vocab: int) -> np.ndarray:
     return label[:, 1:]
 
 
+def query_labels(arrays: dict, vocab: int, chunk: int = 4096) -> dict[str, np.ndarray]:
+    """The queries of every question, (B, V) over the vertex ids 1..V: `label` the true d(s,v) by BFS (-1 where
+    v is not in the graph or not reachable), `valid` v on the s-t path (the queries a reporter is trained on),
+    `off_path` every other vertex of the graph but s (the offpath split's held-out queries)."""
+    label = np.concatenate(
+        [
+            np.asarray(
+                distances(*(jnp.asarray(arrays[k][lo : lo + chunk]) for k in ("edges", "edge_mask", "s")), vocab + 1)
+            )
+            for lo in range(0, len(arrays["s"]), chunk)
+        ]
+    )[:, 1:]
+    valid = path_labels(arrays, vocab) >= 0
+    return {"label": label, "valid": valid, "off_path": (label >= 0) & ~valid}
+
+
 def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, twins: dict, chunk: int = 2048) -> dict:
     """Per check, (B, V) whether the answers pass it at each vertex (in chunks: the checks build (B, V, V) and
     (B, V, K) arrays). `twins`: twin name -> the reporter's answers d(s,v) on that second presentation of
@@ -52,11 +70,15 @@ def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, twins: dict, chunk:
     return out
 
 
-def query_outcomes(pred_s, pred_t, d_hat, self_s, arrays, vocab: int, twins: dict) -> dict[str, np.ndarray]:
-    """Per query (B, V) outcomes over the path vertices (`valid`); the checks see every vertex's answer
-    (and the answers on the twins, see `checks_passed`). `self_s` (B, V) are the self-query's answers
-    d(s,v), what the model knows."""
-    label = path_labels(arrays, vocab)
+def query_outcomes(
+    pred_s, pred_t, d_hat, self_s, arrays, vocab: int, twins: dict, queries: dict | None = None
+) -> dict[str, np.ndarray]:
+    """Per query (B, V) outcomes at every vertex, with the masks of `query_labels` (`queries`, computed if not
+    given): `valid` the path vertices, `off_path` the others. The checks see every vertex's answer (and the
+    answers on the twins, see `checks_passed`). `self_s` (B, V) are the self-query's answers d(s,v), what the
+    model knows."""
+    queries = queries or query_labels(arrays, vocab)
+    label = queries["label"]
     passed = checks_passed(pred_s, pred_t, d_hat, arrays, vocab, twins)
     ok = np.logical_and.reduce(list(passed.values()))
     correct, knows = pred_s == label, self_s == label
@@ -67,8 +89,7 @@ def query_outcomes(pred_s, pred_t, d_hat, self_s, arrays, vocab: int, twins: dic
         "neither": ~knows & ~correct,
         "agrees": pred_s == self_s,
         **{f"pass_{name}": value for name, value in passed.items()},
-        "valid": label >= 0,
-        "label": label,
+        **queries,
         "acc": correct,
         "mae": np.abs(pred_s - label),
         "consistent": ok,
@@ -77,9 +98,10 @@ def query_outcomes(pred_s, pred_t, d_hat, self_s, arrays, vocab: int, twins: dic
     }
 
 
-def breakdown(outcomes: dict, key: np.ndarray) -> dict[str, dict[str, float]]:
-    """Mean of every metric over the valid queries, per value of `key` (B, P) (e.g. graph size, distance)."""
-    valid = outcomes["valid"]
+def breakdown(outcomes: dict, key: np.ndarray, queries: str = "valid") -> dict[str, dict[str, float]]:
+    """Mean of every metric over the `queries` (the path's, or "off_path"), per value of `key` (B, V) (e.g.
+    graph size, distance)."""
+    valid = outcomes[queries]
     key = np.broadcast_to(key, valid.shape)
     table = {}
     for value in np.unique(key[valid]):
@@ -89,9 +111,70 @@ def breakdown(outcomes: dict, key: np.ndarray) -> dict[str, dict[str, float]]:
 
 
 def tables(outcomes: dict, arrays: dict) -> dict[str, dict]:
-    """The breakdowns of docs/design.md: by graph size and by true distance d(s,u), over every evaluated size."""
-    by_size = breakdown(outcomes, arrays["num_nodes"][:, None])
-    return {"by_size": by_size, "by_distance": breakdown(outcomes, outcomes["label"])}
+    """The breakdowns of docs/design.md over every evaluated size, of the path queries by graph size, true
+    distance d(s,u), family, and family and size ("FAMILY/SIZE"), and of the off-path queries by size and
+    distance."""
+    sizes = arrays["num_nodes"][:, None]
+    family = family_of(arrays)[:, None]
+    return {
+        "by_size": breakdown(outcomes, sizes),
+        "by_distance": breakdown(outcomes, outcomes["label"]),
+        "by_family": breakdown(outcomes, family),
+        "by_family_size": breakdown(outcomes, np.char.add(np.char.add(family, "/"), sizes.astype(str))),
+        "off_path_by_size": breakdown(outcomes, sizes, "off_path"),
+        "off_path_by_distance": breakdown(outcomes, outcomes["label"], "off_path"),
+    }
+
+
+def family_of(arrays: dict) -> np.ndarray:
+    """(B,) the family name of every question."""
+    return np.asarray(arrays["family_names"])[arrays["family"]]
+
+
+def present_families(arrays: dict) -> list[str]:
+    """The families the dataset holds questions of (`family_names` may list more), in its order."""
+    return [name for i, name in enumerate(arrays["family_names"].tolist()) if (arrays["family"] == i).any()]
+
+
+def split_masks(split: Split, outcomes: dict, arrays: dict, n_report: int, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (B, V) queries a split checks (labels) and holds out, up to N (sizes past N are evaluated, never
+    labelled, and reported by size only). `outcomes` needs only the masks and labels of `query_labels`."""
+    sizes = arrays["num_nodes"][:, None]
+    path, up_to_n = outcomes["valid"], sizes <= n_max
+    if split.kind == "size":
+        return path & (sizes <= n_report), path & (sizes > n_report) & up_to_n
+    if split.kind == "family":
+        family = family_of(arrays)[:, None]
+        labelled = np.isin(family, split.labelled_families(present_families(arrays)))
+        return path & up_to_n & labelled, path & up_to_n & (family == split.held_out)
+    if split.kind == "distance":
+        short = outcomes["label"] <= split.max_distance
+        return path & up_to_n & short, path & up_to_n & ~short
+    return path & up_to_n, outcomes["off_path"] & up_to_n
+
+
+POOLED = ("acc", *KNOWS_SAYS)  # pooled over a split's checked and its held-out queries
+
+
+def pooled(outcomes: dict, mask: np.ndarray) -> dict[str, float | None]:
+    """Mean of each of POOLED over the queries of `mask` (None where it holds none)."""
+    return {m: float(outcomes[m][mask].mean()) if mask.any() else None for m in POOLED}
+
+
+def aggregate_pooled(per_seed: list[dict]) -> dict:
+    """part (checked, held_out) -> `pooled` rows of the seeds, into part -> metric mean, metric_ci95 and
+    metric_per_seed (the metric None where the part holds no query)."""
+    out = {}
+    for part in per_seed[0]:
+        out[part] = {}
+        for m in POOLED:
+            values = [seed[part][m] for seed in per_seed]
+            if None in values:
+                out[part][m] = None
+                continue
+            mean, low, high = mean_ci(values)
+            out[part] |= {m: mean, f"{m}_ci95": [low, high], f"{m}_per_seed": values}
+    return out
 
 
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -119,12 +202,6 @@ def aggregate(per_seed: list[dict]) -> dict:
     return table
 
 
-def pooled_accuracy(outcomes: dict, sizes: np.ndarray, n_report: int, n_max: int) -> float:
-    """Accuracy over every path query of the sizes n+1..N pooled together (the input of `pgr_beyond_n`)."""
-    beyond = outcomes["valid"] & ((sizes > n_report) & (sizes <= n_max))[:, None]
-    return float(outcomes["acc"][beyond].mean())
-
-
 def add_pgr(variants: dict, n_report: int, oracle_of: dict[str, str]) -> None:
     """PGR = (acc - acc_trivial) / (acc_oracle - acc_trivial) on sizes > n, from the seed means, for every
     variant with an oracle in `oracle_of` (variant name -> the name of the oracle its PGR divides by)."""
@@ -138,7 +215,8 @@ def add_pgr(variants: dict, n_report: int, oracle_of: dict[str, str]) -> None:
 
 
 def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]], oracle_of: dict[str, str]) -> dict:
-    """`pgr_beyond_n`: PGR of the accuracy pooled over every query of sizes n+1..N, per seed against its
+    """`pgr_beyond_n`: PGR of the accuracy pooled over the held-out queries (of the size split: every query of
+    sizes n+1..N; of any split, `split_masks`), per seed against its
     oracle's and the trivial baseline's mean, with mean and 95% interval over seeds. One number per variant
     for the plots of PGR against consistency strength. Every oracle is a ceiling: its pooled accuracy and
     `ceiling_ok` (at least CEILING_THRESHOLD) are returned, and copied into the PGR of each variant it divides,
@@ -158,6 +236,26 @@ def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]], oracle_of
                 "oracle": oracle,
                 "ceiling_ok": ceilings[oracle]["ceiling_ok"],
             }
+    return ceilings
+
+
+def add_held_out_pgr(
+    variants: dict, correct: dict, held_out: dict[str, np.ndarray], oracle_of: dict[str, str], seeds: list[int]
+) -> dict:
+    """`add_pooled_pgr` for every variant of `oracle_of` on its own split's held-out queries (`held_out`: name
+    -> (B, V) mask, see `split_masks`): its accuracy there, the trivial baseline's and its oracle's on the
+    same queries, from `correct` ((name, seed) -> (B, V) whether the answer is right; the trivial baseline is
+    ("trivial", 0)). A variant whose split holds out no query here gets none. Returns each oracle's ceiling
+    on its own held-out queries."""
+    ceilings = {}
+    for name, oracle in oracle_of.items():
+        mask = held_out[name]
+        if not mask.any():
+            continue
+        cells = {"trivial": [0], oracle: seeds, name: seeds}
+        pooled_acc = {cell: [float(correct[cell, seed][mask].mean()) for seed in at] for cell, at in cells.items()}
+        found = add_pooled_pgr(variants, pooled_acc, {name: oracle})
+        ceilings |= found if name == oracle else {}
     return ceilings
 
 

@@ -14,6 +14,7 @@ from experiment.fit import fit, make_train_step
 from experiment.optim import optimizer
 from experiment.rundir import PRETRAIN, finetune_seeds, new_model, phase_name, variant_model
 from graphgen import sample_batch
+from graphgen.splits import parse_split
 from models.model import PathModel
 from models.objectives import PRETRAINED, Variant, d_st_loss, finetune_loss, unlabelled, variant
 
@@ -34,11 +35,15 @@ class BatchSampler:
         return sample_batch(key, batch_size, **dataclasses.asdict(self))
 
 
-def batch_sampler(cfg: Config, n_max: int, n_min: int | None = None, pool: int = 1) -> BatchSampler:
-    """Batches of sizes n_min (default data.n_min)..n_max, always padded to N: the looped encoder iterates
-    n_pad times, so every phase runs it for the same number of iterations. pool > 1 evens out d(s,t)."""
+def batch_sampler(
+    cfg: Config, n_max: int, n_min: int | None = None, pool: int = 1, families: list[str] | None = None
+) -> BatchSampler:
+    """Batches of sizes n_min (default data.n_min)..n_max of `families` (default data.families), always padded
+    to N: the looped encoder iterates n_pad times, so every phase runs it for the same number of iterations.
+    pool > 1 evens out d(s,t)."""
     data = cfg.data
-    return BatchSampler(tuple(data.family_list()), n_min or data.n_min, n_max, data.vocab, data.n_max, pool)
+    families = tuple(families or data.family_list())
+    return BatchSampler(families, n_min or data.n_min, n_max, data.vocab, data.n_max, pool)
 
 
 def pretrain(cfg: Config, run_dir: Path) -> PathModel:
@@ -74,21 +79,38 @@ class FinetuneSampler:
         return batches
 
 
+def with_split(cfg: Config, reporter: Variant) -> Variant:
+    """The variant with its split resolved: its own `~SPLIT`, else the run's data.split."""
+    return dataclasses.replace(reporter, split=reporter.split or parse_split(cfg.data.split))
+
+
 def finetune_sampler(cfg: Config, reporter: Variant) -> FinetuneSampler:
-    """Labelled batches of sizes n_min..n (..N for the baselines) where the variant has labels; unlabelled
-    ones of sizes n+1..N (n_min..N without labels) where it has consistency losses."""
-    data = cfg.data
-    labelled = batch_sampler(cfg, data.n_max if reporter.labels_up_to_N else data.n_report)
-    beyond = batch_sampler(cfg, data.n_max, n_min=data.n_report + 1 if reporter.labels else data.n_min)
+    """Labelled batches where the variant's split (its own, else data.split) checks: sizes n_min..n of every
+    family (size), every size <= N of the labelled families (family), every size <= N (distance, offpath:
+    `labelled_queries` picks the queries); everywhere <= N for the baselines. Unlabelled batches where labels
+    are withheld, for the consistency losses: sizes n+1..N (size), the held-out family (family), every size
+    <= N (distance, offpath), or everything for a variant without labels."""
+    data, split, families = cfg.data, with_split(cfg, reporter).split, cfg.data.family_list()
+    if reporter.labels_up_to_N:
+        labelled = batch_sampler(cfg, data.n_max)
+    else:
+        n_max = data.n_report if split.label_sizes_to_n() else data.n_max
+        labelled = batch_sampler(cfg, n_max, families=split.labelled_families(families))
+    if not reporter.labels:
+        withheld = batch_sampler(cfg, data.n_max)
+    elif split.label_sizes_to_n():
+        withheld = batch_sampler(cfg, data.n_max, n_min=data.n_report + 1)
+    else:
+        withheld = batch_sampler(cfg, data.n_max, families=split.unlabelled_families(families))
     return FinetuneSampler(
-        labelled if reporter.labels else None, beyond if reporter.consistency else None, reporter.twins()
+        labelled if reporter.labels else None, withheld if reporter.consistency else None, reporter.twins()
     )
 
 
 def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
     """Phase 2, every seed: a d(s,u) reporter trained as the variant `name` says. Seeds train one after
     another, or all at once as one vmapped program with experiment.vmap_seeds (faster on an accelerator)."""
-    reporter = variant(name)
+    reporter = with_split(cfg, variant(name))
     trainable = reporter.trainable()
     tx = optimizer(cfg.finetune)
     loss_fn = partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab)

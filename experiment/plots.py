@@ -6,9 +6,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from common.files import write_atomic  # noqa: E402
 from experiment.compare import CURVES, limits  # noqa: E402
+from experiment.metrics import mean_ci  # noqa: E402
 from experiment.summary import has_pgr  # noqa: E402
 from models.consistency import LADDER  # noqa: E402
 from models.objectives import ladder  # noqa: E402
@@ -89,6 +91,7 @@ def plot_all(summary: dict, out: Path) -> None:
         _save(fig, out, filename)
 
     plot_strength(summary, out)
+    plot_columns(summary, out)
     fig, ax = plt.subplots(figsize=size)
     capability = summary["capability"]
     for key, label, style in (
@@ -107,6 +110,37 @@ def plot_all(summary: dict, out: Path) -> None:
     _limits(ax, summary)
     _legend(ax, len(reporters) + 4)
     _save(fig, out, "capability_vs_report.png")
+
+
+def plot_columns(summary: dict, out: Path) -> None:
+    """columns.png, where the summary holds family-split cells (the columns sweep): accuracy on the held-out
+    family against the number k of labelled families, mean and 95% interval over every fold (held-out family)
+    and seed, each fold's mean as a dot; beside it the labelled families' accuracy, the knowledge withheld on
+    the held-out family, and what the model knows there (its self-query)."""
+    entries = summary.get("columns") or []
+    if not entries:
+        return
+    ks = sorted({e["k"] for e in entries})
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for key, label, color in (
+        ("held_out_acc", "report accuracy, held-out family", "C0"),
+        ("checked_acc", "report accuracy, labelled families", "C2"),
+        ("withheld", "knows but withholds, held-out family", "C3"),
+    ):
+        rows = [mean_ci([v for e in entries if e["k"] == k and e[key] for v in e[key]["per_seed"]]) for k in ks]
+        ax.plot(ks, [r[0] for r in rows], "o-", color=color, label=label)
+        ax.fill_between(ks, [r[1] for r in rows], [r[2] for r in rows], color=color, alpha=0.2)
+        if key == "held_out_acc":
+            ax.plot([e["k"] for e in entries], [e[key]["mean"] for e in entries], ".", color=color, alpha=0.5)
+    knows = [float(np.mean([e["knows"] for e in entries if e["k"] == k])) for k in ks]
+    ax.plot(ks, knows, "k-.", label="knows: self-query d(s,u), held-out family")
+    folds = len({e["held_out"] for e in entries})
+    seeds = max(len(e["held_out_acc"]["per_seed"]) for e in entries)
+    ax.set(xlabel="labelled families k (checked columns)", ylabel="fraction of path queries, sizes <= N")
+    ax.set(ylim=(-0.02, 1.05), xticks=ks)
+    ax.set_title(f"one family held out; bands: 95% interval over {folds} folds x {seeds} seeds", fontsize=10)
+    _legend(ax, 4)
+    _save(fig, out, "columns.png")
 
 
 def plot_strength(summary: dict, out: Path) -> None:

@@ -14,9 +14,10 @@ from experiment.metrics import METRICS
 from experiment.summary import read_summary
 
 
-def default_results_dir(name: str, sweep: str | None = None) -> Path:
-    """results/NAME, or results/NAME-SWEEP for a sweep: NAME is the preset (train.py) or the run's name (eval.py)."""
-    return Path("results") / "-".join(filter(None, [name, sweep]))
+def default_results_dir(name: str, sweep: str | None = None, data: Path | None = None) -> Path:
+    """results/NAME, results/NAME-SWEEP for a sweep, and -STEM added for an evaluation on the file STEM.npz: NAME
+    is the preset (train.py) or the run's name (eval.py)."""
+    return Path("results") / "-".join(filter(None, [name, sweep, data and data.stem]))
 
 
 def refuse_to_replace(summary_path: Path, config: dict, eval_hash: str | None = None) -> None:

@@ -116,6 +116,26 @@ def load_or_make_eval_set(cfg: Config, run_dir: Path) -> tuple[dict, str]:
     return arrays, digest
 
 
+def load_eval_data(cfg: Config, path: Path) -> tuple[dict, str]:
+    """A dataset file of the user's (the data contract) to evaluate a run on, and its hash; RunError (one line)
+    for a file that breaks the contract or holds vertex ids the run's model has no embedding for."""
+    from graphgen.dataset import DatasetError, content_hash, load
+
+    try:
+        arrays = load(path)
+    except DatasetError as e:
+        raise RunError(str(e)) from None
+    largest = max(int(arrays["num_nodes"].max(initial=0)), int(arrays["edges"].max(initial=0)))
+    if largest > cfg.data.vocab:
+        raise RunError(
+            f"{path}: graphs with {largest} vertices (or vertex ids up to {largest}), but this run's model knows "
+            f"the ids 1..{cfg.data.vocab} only (data.vocab = {cfg.data.vocab})"
+        )
+    if not len(arrays["s"]):
+        raise RunError(f"{path}: no examples")
+    return arrays, content_hash(arrays)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Checkpoints and the log of phases.
 

@@ -5,6 +5,8 @@ index. Working on edges instead of a dense matrix makes a BFS level cost O(E) in
 what keeps generation fast on sparse graphs with long paths.
 """
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -72,3 +74,10 @@ def linking_edges(key: jax.Array, edges: jax.Array, mask: jax.Array, n: jax.Arra
     is_root = (component_roots(edges, mask, n_pad) == v) & (v > 0) & (v < n)
     u = jnp.floor(jax.random.uniform(key, v.shape) * v).astype(jnp.int32)
     return jnp.stack([v, u], axis=-1), is_root
+
+
+@partial(jax.jit, static_argnames="n_ids")
+def distances(edges: jax.Array, mask: jax.Array, sources: jax.Array, n_ids: int) -> jax.Array:
+    """d(source, v) for every id v = 0..n_ids-1 of a batch of edge lists over vertex ids (B, E, 2) with
+    sources (B,): (B, n_ids) int32, -1 where v is unreachable or not in the graph."""
+    return jax.vmap(lambda e, m, s: bfs(e, m, n_ids, s)[0])(edges, mask, sources)

@@ -9,6 +9,7 @@ import optax
 from flax import nnx
 
 from graphgen import GraphBatch
+from graphgen.splits import Split, parse_split
 from graphgen.twins import twin_batch
 from models import consistency
 from models.consistency import CONDITIONS, LADDER, SELF_TRAINING, TWIN_OF, checks, question
@@ -19,6 +20,18 @@ def path_queries(batch: GraphBatch) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Every vertex u on the s-t path as a query: ids (B, P), labels d(s,u) = position (B, P), valid (B, P)."""
     positions = jnp.arange(batch.path.shape[1])
     return batch.path, jnp.broadcast_to(positions, batch.path.shape), positions < batch.path_len[:, None]
+
+
+def labelled_queries(batch: GraphBatch, variant: "Variant") -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The queries a variant is trained on, as `path_queries`: the path's vertices, those with d(s,u) <= K
+    under a distance:K split; for an oracle under the offpath split, every vertex of the graph."""
+    split = variant.split or Split()
+    if variant.labels_up_to_N and split.kind == "offpath":
+        return batch.node_ids, jnp.maximum(batch.dist_s, 0), batch.node_ids > 0
+    u, labels, valid = path_queries(batch)
+    if split.kind == "distance" and not variant.labels_up_to_N:
+        valid = valid & (labels <= split.max_distance)
+    return u, labels, valid
 
 
 def _masked_ce(logits: jax.Array, labels: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -41,9 +54,10 @@ class Variant:
     head: str  # the reporter, a key of models.model.REPORTERS
     train_encoder: bool  # False: only the reporter's own parameters learn
     keep_d_st: bool  # keep the d(s,t) loss on while fine-tuning
-    labels_up_to_N: bool  # False: labels on sizes n_min..n only (the experiment); True: n_min..N (baselines)
+    labels_up_to_N: bool  # False: labels where the split checks (the experiment); True: everywhere <= N (baselines)
     labels: bool = True  # False: no labels at all (consistency-only)
     consistency: tuple[tuple[str, float], ...] = ()  # (condition, weight) on unlabelled graphs
+    split: Split | None = None  # which queries are labelled (graphgen/splits.py); None: the run's data.split
 
     def weights(self, progress: float = 1.0) -> jax.Array:
         """Consistency weight of every registered condition (0 = off), in CONDITIONS order, at `progress`
@@ -70,7 +84,11 @@ class Variant:
     def ceiling(self) -> "Variant | None":
         """The oracle this variant's PGR divides by: same reporter, labels on every size <= N, nothing else.
         None for the probes: they are baselines with labels up to N themselves."""
-        return None if self.head in PROBES else dataclasses.replace(VARIANTS["oracle"], head=self.head)
+        if self.head in PROBES:
+            return None
+        # Every oracle labels the same queries but under offpath, where it labels every vertex.
+        split = self.split if self.split is not None and self.split.kind == "offpath" else None
+        return dataclasses.replace(VARIANTS["oracle"], head=self.head, split=split)
 
 
 RAMP = 0.2  # share of fine-tuning over which a self-training objective's weight ramps up from 0
@@ -93,10 +111,14 @@ PRETRAINED = nnx.Any(nnx.PathContains("encoder"), nnx.PathContains("d_st_head"))
 
 
 def variant(spec: str) -> Variant:
-    """A variant from its name: BASE[:HEAD][@COND[=WEIGHT]+COND...], e.g. `frozen:fresh@range+bellman=0.5`.
-    BASE is a key of VARIANTS; HEAD one of REPORT_HEADS (default DEFAULT_HEAD; not for the probes); COND a
-    registered consistency condition, or `all` for every check (every condition but the self-training
-    ones). `consistency-only` alone means consistency-only@all. Raises ValueError naming what is wrong."""
+    """A variant from its name: BASE[:HEAD][@COND[=WEIGHT]+COND...][~SPLIT], e.g.
+    `frozen:fresh@range+bellman=0.5` or `frozen~family:grid_holes`. BASE is a key of VARIANTS; HEAD one of
+    REPORT_HEADS (default DEFAULT_HEAD; not for the probes); COND a registered consistency condition, or `all`
+    for every check (every condition but the self-training ones); SPLIT a split (graphgen/splits.py), else the
+    run's data.split. `consistency-only` alone means consistency-only@all. Raises ValueError naming what is
+    wrong."""
+    spec, tilde, split_text = spec.partition("~")
+    split = parse_split(split_text) if tilde else None
     reporter, at, terms = spec.partition("@")
     base, colon, head = reporter.partition(":")
     if base not in VARIANTS:
@@ -124,13 +146,15 @@ def variant(spec: str) -> Variant:
         consistency += [(n, w) for n in names]
     if at and not consistency:
         raise ValueError(f"no consistency condition after '@' in '{spec}'")
-    return dataclasses.replace(VARIANTS[base], head=head or VARIANTS[base].head, consistency=tuple(consistency))
+    return dataclasses.replace(
+        VARIANTS[base], head=head or VARIANTS[base].head, consistency=tuple(consistency), split=split
+    )
 
 
 def ceilings(names: list[str]) -> dict[str, str]:
     """For each variant name, the name among `names` of the oracle its PGR divides by (see Variant.ceiling);
     variants without one among `names` are left out."""
-    oracles = {variant(name): name for name in names if variant(name).labels_up_to_N}
+    oracles = {v.ceiling(): name for name in names if (v := variant(name)).labels_up_to_N and v.ceiling()}
     return {name: oracles[ceiling] for name in names if (ceiling := variant(name).ceiling()) in oracles}
 
 
@@ -150,7 +174,7 @@ def ladder(base: str) -> list[str]:
 def report_loss(model: PathModel, batch: GraphBatch, variant: Variant, n_pad: int) -> tuple[jax.Array, jax.Array]:
     """Cross-entropy and accuracy of d(s,u) over every vertex of the path (plus d(s,t) if kept)."""
     encoded = model.encode(batch.edges, batch.edge_mask, batch.s, batch.t, n_pad)
-    u, labels, valid = path_queries(batch)
+    u, labels, valid = labelled_queries(batch, variant)
     loss, acc = _masked_ce(model.report(variant.head, encoded, batch.edges, batch.edge_mask, u), labels, valid)
     if variant.keep_d_st:
         d_st_logits = model.d_st_head(*encoded)[:, 0]

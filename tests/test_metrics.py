@@ -12,18 +12,21 @@ from experiment.metrics import (
     CEILING_THRESHOLD,
     KNOWS_SAYS,
     METRICS,
+    add_held_out_pgr,
     add_pgr,
     add_pooled_pgr,
     aggregate,
     capability,
     mean_ci,
     path_labels,
-    pooled_accuracy,
+    pooled,
     query_outcomes,
+    split_masks,
     tables,
 )
 from experiment.predict import trivial_report
 from experiment.summary import has_pgr
+from graphgen.splits import parse_split
 from models.consistency import checks
 
 VOCAB = 7
@@ -50,6 +53,8 @@ ARRAYS = {
     "path_len": np.array([4, 6, 4]),
     "d_st": np.array([3, 5, 3]),
     "num_nodes": np.array([5, 6, 5]),
+    "family": np.array([1, 2, 1]),  # A and C grids, B a tree; family 0 (listed, absent) holds no question
+    "family_names": np.array(["ring", "grid", "tree"]),
 }
 D_HAT = np.array([3, 5, 3])
 PRED_S = np.array([[0, 1, 2, 3, 6, 0, 0], [0, 2, 3, 4, 1, 5, 0], [0, 2, 2, 3, 2, 2, 2]])
@@ -168,11 +173,87 @@ def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):
     assert by_distance["3"]["coherent_wrong"] == 0
 
 
-def test_pooled_accuracy_covers_the_path_queries_of_sizes_n_plus_1_to_N_only(outcomes):
-    sizes = ARRAYS["num_nodes"]
-    assert pooled_accuracy(outcomes, sizes, n_report=5, n_max=6) == pytest.approx(2 / 6)  # B alone
-    assert pooled_accuracy(outcomes, sizes, n_report=4, n_max=5) == pytest.approx(7 / 8)  # A and C, not B (> N)
-    assert pooled_accuracy(outcomes, sizes, n_report=4, n_max=6) == pytest.approx(9 / 14)
+def held_out_acc(outcomes, split: str, n_report: int, n_max: int) -> float | None:
+    return pooled(outcomes, split_masks(parse_split(split), outcomes, ARRAYS, n_report, n_max)[1])["acc"]
+
+
+def test_size_split_holds_out_the_path_queries_of_sizes_n_plus_1_to_N_only(outcomes):
+    assert held_out_acc(outcomes, "size", n_report=5, n_max=6) == pytest.approx(2 / 6)  # B alone
+    assert held_out_acc(outcomes, "size", n_report=4, n_max=5) == pytest.approx(7 / 8)  # A and C, not B (> N)
+    assert held_out_acc(outcomes, "size", n_report=4, n_max=6) == pytest.approx(9 / 14)
+    assert held_out_acc(outcomes, "size", n_report=6, n_max=6) is None  # nothing held out: no number
+
+
+def test_every_split_checks_and_holds_out_the_queries_it_says(outcomes):
+    counts = {  # split, N -> (checked, held-out) query counts
+        ("size", 6): (8, 6),  # n = 5: A and C checked, B held out
+        ("family:tree", 6): (8, 6),  # every other present family (grid: A and C) checked
+        ("family:tree", 5): (8, 0),  # B is past N
+        ("family:grid:tree", 6): (6, 8),
+        ("family:ring", 6): (14, 0),
+        ("distance:2", 6): (9, 5),  # d(s,u) <= 2: three per example
+        ("distance:3", 5): (8, 0),  # past N: nothing
+        ("offpath", 6): (14, 2),  # vertex 5 of A and of C
+    }
+    for (split, n_max), expected in counts.items():
+        masks = split_masks(parse_split(split), outcomes, ARRAYS, 5, n_max)
+        assert tuple(int(m.sum()) for m in masks) == expected, split
+    assert held_out_acc(outcomes, "family:tree", 5, 6) == pytest.approx(2 / 6)
+    assert held_out_acc(outcomes, "family:grid", 5, 6) == pytest.approx(7 / 8)
+    assert held_out_acc(outcomes, "distance:2", 5, 6) == pytest.approx(3 / 5)  # A's 4, B's 6, C's 4 right
+    assert held_out_acc(outcomes, "offpath", 5, 6) == pytest.approx(1 / 2)  # A's 5 answered 6 (truth 2), C's 2
+    checked = pooled(outcomes, split_masks(parse_split("distance:2"), outcomes, ARRAYS, 5, 6)[0])
+    assert checked["acc"] == pytest.approx(6 / 9) and checked["knows_says"] == pytest.approx(5 / 9)
+    assert checked["knows_withholds"] == pytest.approx(2 / 9)  # B's 2 and 3
+
+
+def test_off_path_queries_are_labelled_by_bfs_and_broken_down_apart(outcomes):
+    assert outcomes["label"].tolist() == [
+        [0, 1, 2, 3, 2, -1, -1],
+        [0, 1, 2, 3, 4, 5, -1],
+        [0, 1, 2, 3, 2, -1, -1],
+    ]
+    assert outcomes["off_path"].sum() == 2 and outcomes["off_path"][[0, 2], 4].all()
+    table = tables(outcomes, ARRAYS)
+    assert table["off_path_by_size"]["5"]["acc"] == pytest.approx(1 / 2)
+    assert table["off_path_by_distance"]["2"]["mae"] == pytest.approx(2)  # |6 - 2| and 0
+    assert table["off_path_by_size"]["5"]["neither"] == pytest.approx(1 / 2)  # the self-query knows neither
+    assert table["by_size"]["5"]["acc"] == pytest.approx(7 / 8)  # the path queries' numbers stay their own
+
+
+def test_breakdown_by_family(outcomes):
+    table = tables(outcomes, ARRAYS)
+    assert set(table["by_family"]) == {"grid", "tree"}
+    assert table["by_family"]["grid"]["acc"] == pytest.approx(7 / 8)
+    assert table["by_family"]["tree"]["knows_withholds"] == pytest.approx(4 / 6)
+    assert table["by_family_size"]["tree/6"]["acc"] == pytest.approx(2 / 6)
+    assert set(table["by_family_size"]) == {"grid/5", "tree/6"}
+
+
+def test_pgr_of_each_variant_is_on_its_own_held_out_queries():
+    #  Four queries; the mask of "fam" holds out the first two, "size" the last two.
+    right = {
+        ("trivial", 0): [0, 0, 1, 0],
+        ("oracle", 1): [1, 1, 1, 1],
+        ("oracle", 2): [1, 0, 1, 1],
+        ("fam", 1): [1, 0, 0, 0],
+        ("fam", 2): [0, 0, 1, 1],
+        ("size", 1): [0, 0, 1, 1],
+        ("size", 2): [0, 0, 1, 0],
+    }
+    correct = {cell: np.array([v], bool) for cell, v in right.items()}
+    first, last = np.array([[1, 1, 0, 0]], bool), np.array([[0, 0, 1, 1]], bool)
+    held_out = {"fam": first, "size": last, "oracle": last}
+    variants = {name: {} for name in ("fam", "size", "oracle")}
+    oracle_of = {"fam": "oracle", "size": "oracle", "oracle": "oracle"}
+    ceilings = add_held_out_pgr(variants, correct, held_out, oracle_of, [1, 2])
+    # fam: floor 0, oracle 0.75 on the first two; seeds 0.5 and 0 -> PGR 2/3 and 0.
+    assert variants["fam"]["pgr_beyond_n"]["mean"] == pytest.approx(1 / 3)
+    # size: floor 0.5, oracle 1; seeds 1 and 0.5 -> PGR 1 and 0.
+    assert variants["size"]["pgr_beyond_n"]["mean"] == pytest.approx(1 / 2)
+    assert ceilings == {"oracle": {"pooled_acc": 1.0, "ceiling_ok": True}}  # on the oracle's own queries
+    add_held_out_pgr(variants := {"fam": {}}, correct, {"fam": first & last}, {"fam": "oracle"}, [1, 2])
+    assert "pgr_beyond_n" not in variants["fam"]  # nothing held out: no PGR
 
 
 def test_trivial_report_by_hand():
