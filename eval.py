@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from common.cli import Parser, UsageError, enable_compilation_cache, fail
-from configs import sweep_variants
+from configs import sweep
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,15 +44,17 @@ def main(argv: list[str] | None = None) -> None:
         "--overwrite", action="store_true", help="replace results there of a different config or evaluation set"
     )
     args = parser.parse_args(argv)
+    try:
+        grid = sweep(args.sweep) if args.sweep is not None else None
+    except UsageError as e:
+        fail(parser.prog, str(e))
     enable_compilation_cache()
     from experiment.evaluate import evaluate_run
     from experiment.results import default_results_dir
     from experiment.rundir import RunError, load_config
 
     try:
-        names = None
-        if args.sweep is not None:
-            names = sweep_variants(args.sweep, load_config(args.run).data.family_list())
+        names = grid and grid(load_config(args.run).data.family_list())
         results = args.results or default_results_dir(args.run.name, args.sweep, args.data)
         summary = evaluate_run(
             args.run, results, names, overwrite=args.overwrite, command=["eval.py", *argv], data=args.data

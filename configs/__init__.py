@@ -12,7 +12,7 @@ from configs.config import (
     config_changes,
     sections,
 )
-from configs.sweeps import SWEEPS, sweep_variants
+from configs.sweeps import SWEEPS, sweep, sweep_variants
 from models.model import ModelConfig
 
 PRESETS: dict[str, Config] = {"quick": quick.CONFIG, "paper": paper.CONFIG, "tiny": tiny.CONFIG}
@@ -37,5 +37,6 @@ __all__ = [
     "config_changes",
     "preset",
     "sections",
+    "sweep",
     "sweep_variants",
 ]

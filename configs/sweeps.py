@@ -1,6 +1,8 @@
 """Sweeps: named grids of report variants trained on one run's shared pretraining (train.py --sweep NAME).
 Each is a function of the run's data config (the families a grid of columns is drawn from)."""
 
+from collections.abc import Callable
+
 import numpy as np
 
 from common.cli import UsageError
@@ -23,6 +25,8 @@ def columns_sweep(families: list[str]) -> list[str]:
     """The number of checked columns: every family X held out in turn (a fold), with labels on k = 1..F-1 of
     the others at every size <= N. Fold X's cells label the first k families of one seeded order of the
     others, so that each k adds a column to k-1's. The oracle (labels on every family) is the ceiling."""
+    if len(families) < 2:
+        raise UsageError("the columns sweep holds out one family and labels others: data.families needs two or more")
     cells = []
     for fold, held_out in enumerate(families):
         others = [f for f in families if f != held_out]
@@ -34,11 +38,15 @@ def columns_sweep(families: list[str]) -> list[str]:
 SWEEPS = {"consistency": consistency_sweep, "columns": columns_sweep}
 
 
+def sweep(name: str) -> Callable[[list[str]], list[str]]:
+    """The sweep `name`: data.families -> its variants (UsageError, one line, for families it cannot fill);
+    UsageError for an unknown name."""
+    if name not in SWEEPS:
+        raise UsageError(f"unknown sweep '{name}' (choose from: {', '.join(SWEEPS)})")
+    return SWEEPS[name]
+
+
 def sweep_variants(name: str, families: list[str]) -> list[str]:
     """The variants of the sweep `name` over `families` (data.families); UsageError (one line) for an unknown
     sweep or one the families cannot fill."""
-    if name not in SWEEPS:
-        raise UsageError(f"unknown sweep '{name}' (choose from: {', '.join(SWEEPS)})")
-    if name == "columns" and len(families) < 2:
-        raise UsageError("the columns sweep holds out one family and labels others: data.families needs two or more")
-    return SWEEPS[name](families)
+    return sweep(name)(families)

@@ -36,6 +36,13 @@ CASES = [
     ("train.py", [*TRAIN, "--experiment.variants", "frozen@honesty"], "unknown consistency condition 'honesty'"),
     ("train.py", [*TRAIN, "--experiment.variants", "frozen@range=lots"], "'lots' of 'range' in"),
     ("train.py", [*TRAIN, "--sweep", "everything"], "unknown sweep 'everything'"),
+    ("train.py", [*TRAIN, "--sweep", "columns", "--data.families", "tree_plus"], "needs two or more"),
+    ("train.py", [*TRAIN, "--data.split", "ages"], "unknown split 'ages'"),
+    ("train.py", [*TRAIN, "--data.split", "family:grid_holes"], "'grid_holes' is not in data.families"),
+    ("train.py", [*TRAIN, "--data.split", "family:tree_plus:small_world+tree_plus"], "cannot be labelled too"),
+    ("train.py", [*TRAIN, "--data.split", "distance:0"], "distance:K needs a whole number K >= 1"),
+    ("train.py", [*TRAIN, "--experiment.variants", "frozen~offpath:3"], "takes no argument"),
+    ("train.py", [*TRAIN, "--experiment.variants", "frozen~family:geometric"], "'geometric' is not in data.families"),
     # train.py: wrong types
     ("train.py", [*TRAIN, "--pretrain.steps", "many"], "invalid int value: 'many'"),
     ("train.py", [*TRAIN, "--finetune.lr", "fast"], "invalid float value: 'fast'"),

@@ -1,5 +1,5 @@
 """A consistency sweep on the tiny preset, killed mid-way and run again: it skips the cells already finished
-and ends with the numbers that uninterrupted training gives."""
+and ends with the numbers that uninterrupted training gives. The columns sweep's summary."""
 
 import json
 import shutil
@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import TINY, run_script
 
-from configs.sweeps import consistency_sweep
+from configs.sweeps import columns_sweep, consistency_sweep
 
 
 def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):
@@ -53,3 +54,28 @@ def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):
     }
     assert without_pgr == reference["variants"][cell]["by_size"]  # (alone, without the oracle, there is no PGR)
     assert summary["variants"][cell]["by_distance"] == reference["variants"][cell]["by_distance"]
+
+
+def test_columns_sweep_writes_one_entry_per_held_out_family_and_k(finished_run, tmp_path):
+    run, results = tmp_path / "run", tmp_path / "results"
+    shutil.copytree(finished_run / "run", run)
+    result = run_script("train.py", *TINY, "--sweep", "columns", "--run-dir", str(run), "--results-dir", str(results))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((results / "summary.json").read_text())
+    assert list(summary["variants"]) == ["trivial", "self", *columns_sweep(["tree_plus", "small_world"])]
+    entries = summary["columns"]
+    assert [(e["held_out"], e["k"], e["labelled"]) for e in entries] == [
+        ("small_world", 1, ["tree_plus"]),
+        ("tree_plus", 1, ["small_world"]),
+    ]
+    for e in entries:
+        table = summary["variants"][e["variant"]]
+        assert table["split"] == f"family:{e['held_out']}:{e['labelled'][0]}"
+        held_out, checked = table["pooled"]["held_out"], table["pooled"]["checked"]
+        assert e["held_out_acc"]["per_seed"] == held_out["acc_per_seed"] and len(held_out["acc_per_seed"]) == 2
+        assert e["checked_acc"]["mean"] == checked["acc"] and e["withheld"]["mean"] == held_out["knows_withholds"]
+        assert e["knows"] == pytest.approx(held_out["knows_says"] + held_out["knows_withholds"])
+        assert held_out["acc"] != checked["acc"]  # two different sets of queries
+        assert table.get("pgr_beyond_n", {"oracle": "oracle"})["oracle"] == "oracle"
+    assert any("pgr_beyond_n" in summary["variants"][e["variant"]] for e in entries)  # (none where no gap to divide)
+    assert "columns.png" in {p.name for p in results.iterdir()}
