@@ -130,8 +130,11 @@ def plot_columns(summary: dict, out: Path) -> None:
         rows = [mean_ci([v for e in entries if e["k"] == k and e[key] for v in e[key]["per_seed"]]) for k in ks]
         ax.plot(ks, [r[0] for r in rows], "o-", color=color, label=label)
         ax.fill_between(ks, [r[1] for r in rows], [r[2] for r in rows], color=color, alpha=0.2)
-        if key == "held_out_acc":
+        if key == "held_out_acc":  # each fold's mean, named where it falls below the others
             ax.plot([e["k"] for e in entries], [e[key]["mean"] for e in entries], ".", color=color, alpha=0.5)
+            for e in entries:
+                if e[key]["mean"] < rows[ks.index(e["k"])][0] - 0.05:
+                    ax.annotate(e["held_out"], (e["k"], e[key]["mean"]), xytext=(4, -3), textcoords="offset points")
     knows = [float(np.mean([e["knows"] for e in entries if e["k"] == k])) for k in ks]
     ax.plot(ks, knows, "k-.", label="knows: self-query d(s,u), held-out family")
     folds = len({e["held_out"] for e in entries})
