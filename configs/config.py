@@ -7,6 +7,7 @@ import math
 import jax
 
 from common.cli import UsageError
+from graphgen.memory import generator_bytes, gigabytes, largest_pad, memory_budget
 from graphgen.splits import Split, parse_split
 from models.consistency import CONDITIONS, SELF_TRAINING
 from models.model import ModelConfig
@@ -147,10 +148,29 @@ class Config:
         self.pretrain.validate("pretrain")
         self.finetune.validate("finetune")
         self.experiment.validate(self.data)
+        self.check_memory()
         try:
             self.model.validate()
         except ValueError as e:
             raise UsageError(str(e)) from None
+
+    def check_memory(self) -> None:
+        """UsageError (one line, naming the largest N that fits) if a train step's generator arrays would not
+        fit on a device: refused up front, not as an out-of-memory traceback minutes into the run."""
+        budget, n_max = memory_budget(), self.data.n_max
+        seeds = self.experiment.seeds if self.experiment.vmap_seeds else 1
+        steps = {
+            "pretraining": (self.pretrain.batch_size * self.data.pool, "pretrain.batch_size or data.pool"),
+            "fine-tuning": (2 * self.finetune.batch_size * seeds, "finetune.batch_size"),  # labelled + unlabelled
+        }
+        for phase, (count, knobs) in steps.items():
+            per_device = -(-count // jax.device_count())
+            if (need := generator_bytes(per_device, n_max)) > budget:
+                raise UsageError(
+                    f"data.n_max = {n_max}: a {phase} step draws {count} graphs padded to {n_max} vertices, about "
+                    f"{gigabytes(need)} of generator arrays per device, and this device has {gigabytes(budget)}: "
+                    f"the largest N that fits is {largest_pad(per_device, budget)} (or lower {knobs})"
+                )
 
     def replace(self, **sections: dict) -> "Config":
         """This config with some fields changed: replace(data={"n_max": 20}) changes data.n_max only."""

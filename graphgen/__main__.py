@@ -42,9 +42,13 @@ def main(argv: list[str] | None = None) -> None:
         fail(parser.prog, f"cannot write {args.out}: directory {args.out.parent} does not exist")
 
     from graphgen.dataset import generate, save  # imports jax: keep `families` and errors instant
+    from graphgen.memory import TooLarge
 
     enable_compilation_cache()
-    arrays = generate(args.seed, families, (lo, hi), args.count, vocab)
+    try:
+        arrays = generate(args.seed, families, (lo, hi), args.count, vocab)
+    except TooLarge as e:
+        fail(parser.prog, f"--sizes {lo}:{hi} --count {args.count}: {e}")
     try:
         save(args.out, arrays)
     except OSError as e:

@@ -13,7 +13,8 @@ import jax
 import numpy as np
 
 from common.files import write_atomic
-from graphgen.sample import family_names, sample_examples
+from graphgen.memory import TooLarge, gigabytes, host_memory, memory_budget, rows_per_call
+from graphgen.sample import edge_capacity, family_names, sample_examples
 
 # The data contract of docs/design.md: name -> (dtype, number of dimensions).
 CONTRACT = {
@@ -47,6 +48,7 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
     """`count` examples as data-contract arrays. Example i has size lo + i % (hi - lo + 1) and cycles through
     `families` once per sweep of sizes, so every (family, size) cell is equally filled. Deterministic."""
     lo, hi = sizes
+    _check_output_fits(count, min(hi, lo + count - 1))
     span = hi - lo + 1
     index = np.arange(count)
     example_size = lo + index % span
@@ -58,11 +60,12 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
     for name in families:
         for n_pad in np.unique(example_pad):
             cell = index[(example_family == name) & (example_pad == n_pad)]
-            for rows in np.array_split(cell, -(-cell.size // CHUNK)) if cell.size else []:
-                # Pad the row count to a power of two up to CHUNK (padding rows repeat the first and are
+            most = rows_per_call(int(n_pad), CHUNK, memory_budget())  # fewer rows per call for huge graphs
+            for rows in np.array_split(cell, -(-cell.size // most)) if cell.size else []:
+                # Pad the row count to a power of two up to `most` (padding rows repeat the first and are
                 # dropped): a handful of compiled shapes serves any count, and a call's vmapped BFS loops
                 # wait for the slowest of at most CHUNK graphs. Row i's key is fold_in(seed, i) either way.
-                padded = np.resize(rows, max(64, 1 << (rows.size - 1).bit_length()))
+                padded = np.resize(rows, max(min(64, most), 1 << (rows.size - 1).bit_length()))
                 keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base, padded)
                 batch = sample_examples(keys, example_size[padded], family=name, n_pad=int(n_pad), vocab=vocab)
                 parts.append((rows, jax.tree.map(lambda x, k=rows.size: np.asarray(x)[:k], batch)))
@@ -85,6 +88,18 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
             out[key][rows] = getattr(b, key)
     out["family_names"] = np.asarray(family_names())
     return out
+
+
+def _check_output_fits(count: int, largest: int) -> None:
+    """TooLarge (one line) if `count` examples of up to `largest` vertices do not fit in host memory as arrays
+    (held twice while they are gathered, beside ~40 bytes of bookkeeping each)."""
+    per_example = 2 * (edge_capacity(largest) * 9 + largest * 4 + 7 * 4) + 40
+    if count * per_example > (available := host_memory()):
+        raise TooLarge(
+            f"{count} examples of up to {largest} vertices take about {gigabytes(count * per_example)} as "
+            f"arrays, and this machine has {gigabytes(available)} available: at most "
+            f"{available // per_example} examples of that size"
+        )
 
 
 def content_hash(arrays: dict) -> str:

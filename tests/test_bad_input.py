@@ -57,6 +57,8 @@ CASES = [
     ("train.py", [*TRAIN, "--model.heads", "0"], "model.heads must be positive"),
     ("train.py", [*TRAIN, "--model.loops", "-1"], "model.loops must be >= 0"),
     ("train.py", [*TRAIN, "--pretrain.steps", "0"], "pretrain.steps must be positive"),
+    # train.py: sizes whose generator arrays fit on no machine (24 B x 128 graphs x 200,000^2: 123 TB)
+    ("train.py", [*TRAIN, "--data.n_max", "200000", "--data.vocab", "200002"], "the largest N that fits is"),
     ("train.py", [*TRAIN, "--finetune.lr", "-1"], "finetune.lr must be positive"),
     ("train.py", [*TRAIN, "--pretrain.lr", "nan"], "pretrain.lr must be positive and finite"),
     ("train.py", [*TRAIN, "--pretrain.lr", "inf"], "pretrain.lr must be positive and finite"),
@@ -88,6 +90,8 @@ CASES = [
     ("graphgen", replaced(EXPORT, "--count", "many"), "not a whole number"),
     ("graphgen", [*EXPORT, "--seed", "x"], "invalid int value: 'x'"),
     ("graphgen", [*EXPORT, "--vocab", "3"], "smaller than the largest size"),
+    ("graphgen", replaced(EXPORT, "--sizes", "2000000:2000000"), "the largest size that fits is"),  # 96 TB each
+    ("graphgen", replaced(EXPORT, "--count", "10000000000"), "examples of that size"),  # 4 TB of arrays
     ("graphgen", replaced(EXPORT, "--out", "/no/such/dir/x.npz"), "does not exist"),
     ("graphgen", replaced(EXPORT, "--out", "/proc/x.npz"), "cannot write"),  # fails when writing, not before
 ]

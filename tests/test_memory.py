@@ -1,0 +1,44 @@
+"""The generator's memory estimate against XLA's own accounting of the compiled generator, and the sizes it
+refuses: exports chunked to fit a small budget write the same bytes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from graphgen import dataset
+from graphgen.memory import TooLarge, generator_bytes, largest_pad, rows_per_call
+from graphgen.sample import family_names, sample_examples
+
+
+@pytest.mark.parametrize("n_pad", [8, 16, 64])
+def test_the_estimate_bounds_what_xla_allocates_within_a_factor_of_four(n_pad):
+    count = 64
+    keys, sizes = jax.random.split(jax.random.key(0), count), jnp.full(count, n_pad)
+    for family in family_names():
+        compiled = sample_examples.lower(keys, sizes, family=family, n_pad=n_pad, vocab=n_pad).compile()
+        used = compiled.memory_analysis()
+        total = used.temp_size_in_bytes + used.output_size_in_bytes + used.argument_size_in_bytes
+        assert total <= generator_bytes(count, n_pad) < 4 * total, family
+
+
+def test_limits_by_hand():
+    assert generator_bytes(2, 10) == 2 * (24 * 100 + 160 * 10)
+    assert largest_pad(2, generator_bytes(2, 10)) == 10
+    assert largest_pad(2, generator_bytes(2, 10) - 1) == 9
+    budget = generator_bytes(5, 32)
+    assert rows_per_call(32, 4096, budget) == 4  # the largest power of two <= 5
+    assert rows_per_call(32, 2, budget) == 2
+    with pytest.raises(TooLarge, match="the largest size that fits is 31"):
+        rows_per_call(32, 4096, generator_bytes(1, 32) - 1)
+
+
+def test_an_export_chunked_to_a_small_budget_writes_the_same_arrays(monkeypatch):
+    args = (7, ["tree_plus", "grid_holes"], (3, 20), 150, 24)
+    whole = dataset.generate(*args)
+    monkeypatch.setattr(dataset, "memory_budget", lambda: generator_bytes(3, 32))  # calls of 2 graphs
+    chunked = dataset.generate(*args)
+    assert all(np.array_equal(whole[k], chunked[k]) for k in whole)
+    monkeypatch.setattr(dataset, "host_memory", lambda: 1000)
+    with pytest.raises(TooLarge, match=r"at most \d+ examples of that size"):
+        dataset.generate(*args)
