@@ -9,6 +9,7 @@ from pathlib import Path
 from common.cli import UsageError
 from common.files import write_atomic
 from configs import PRESETS, SWEEPS, comparable, config_changes
+from experiment.metrics import mean_ci
 from experiment.summary import has_pgr, read_summary
 from models.objectives import variant
 
@@ -47,8 +48,19 @@ def current(name: str, summary: dict) -> str:
 
 
 def headline(summary: dict) -> str:
-    """capability_ok, and PGR beyond n (mean [95% interval]) of the frozen reporter and of the best variant."""
+    """capability_ok, and PGR beyond n (mean [95% interval]) of the frozen reporter and of the best variant;
+    for a summary of family-split cells (the columns sweep), the held-out family's accuracy at the fewest and
+    the most labelled families instead."""
     variants = summary["variants"]
+    if columns := summary.get("columns"):
+        ks = sorted({e["k"] for e in columns})
+        held = {k: [v for e in columns if e["k"] == k for v in e["held_out_acc"]["per_seed"]] for k in (ks[0], ks[-1])}
+        capable = str(summary.get("capability", {}).get("capability_ok", "?")).lower()
+        shown = [
+            f"held-out family acc k={k} {mean_ci(v)[0]:.2f} [{mean_ci(v)[1]:.2f}, {mean_ci(v)[2]:.2f}]"
+            for k, v in held.items()
+        ]
+        return "; ".join([f"capability_ok {capable}", *shown])
     pgr = {name: v["pgr_beyond_n"] for name, v in variants.items() if has_pgr(v) and v["seeds"]}
     parts = [f"capability_ok {str(summary.get('capability', {}).get('capability_ok', '?')).lower()}"]
     shown = [n for n in ("frozen",) if n in pgr]

@@ -102,3 +102,18 @@ def test_the_headline_leaves_out_a_pgr_against_a_weak_ceiling_and_counts_trained
     fresh["ceiling_ok"] = True
     (tmp_path / "quick" / "summary.json").write_text(json.dumps(weak))
     assert "PGR frozen:fresh 0.95" in index_rows(tmp_path)[0]["headline"]
+
+
+def test_a_columns_sweep_is_headlined_by_its_held_out_family_at_the_fewest_and_most_columns(tmp_path):
+    def cell(k, per_seed):
+        return {"k": k, "held_out": "x", "held_out_acc": {"per_seed": per_seed}}
+
+    columns = [cell(1, [0.2, 0.4]), cell(1, [0.6, 0.8]), cell(2, [0.9, 0.9]), cell(3, [1.0, 1.0])]
+    (tmp_path / "quick-columns").mkdir()
+    (tmp_path / "quick-columns" / "summary.json").write_text(json.dumps(summary(columns=columns)))
+    (row,) = index_rows(tmp_path)
+    # k = 1 pools both folds' seeds: mean 0.5, t(3) interval 0.5 +- 3.182 * 0.2582 / 2
+    assert (
+        row["headline"]
+        == "capability_ok true; held-out family acc k=1 0.50 [0.09, 0.91]; held-out family acc k=3 1.00 [1.00, 1.00]"
+    )
