@@ -49,8 +49,14 @@ def build_parser() -> Parser:
         "results/PRESET-SWEEP",
     )
     parser.add_argument(
-        "--distributed", action="store_true", help="multi-host: jax.distributed.initialize() (see README)"
+        "--distributed",
+        action="store_true",
+        help="one process of a multi-process job: jax.distributed.initialize(), the coordinator, process count "
+        "and id read from the launcher (SLURM, Open MPI, Cloud TPU) unless given below (see README)",
     )
+    parser.add_argument("--coordinator", help="with --distributed: ADDRESS:PORT of process 0")
+    parser.add_argument("--num-processes", type=int, help="with --distributed: the number of processes")
+    parser.add_argument("--process-id", type=int, help="with --distributed: this process's id, 0..N-1")
     for section in sections():
         group = parser.add_argument_group(f"{section.name} config (defaults shown are the quick preset's)")
         quick = getattr(PRESETS["quick"], section.name)
@@ -92,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.distributed:
         import jax
 
-        jax.distributed.initialize()  # before anything touches a device: the mesh then spans every host
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices of several processes
+        # Before anything touches a device: the mesh then spans every process's devices.
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from experiment import rundir
     from experiment.results import default_results_dir, refuse_to_replace
 
@@ -116,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
 
     enable_compilation_cache()
     from experiment.evaluate import capability_report, evaluate_run
+    from experiment.hosts import say
     from experiment.phases import finetune
     from experiment.pretrained import pretrained_for
 
@@ -127,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = evaluate_run(run_dir, results_dir, names, overwrite=args.overwrite, command=command)
     except rundir.RunError as e:
         fail(parser.prog, str(e))
-    print(capability_report(summary["capability"]), file=sys.stderr)
-    print(f"results: {results_dir}/summary.json, metrics.csv, *.png", file=sys.stderr)
+    say(capability_report(summary["capability"]))
+    say(f"results: {results_dir}/summary.json, metrics.csv, *.png")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from common.cli import UsageError
 from common.provenance import provenance
+from experiment.hosts import barrier, is_primary
 from experiment.metrics import (
     add_held_out_pgr,
     add_pgr,
@@ -71,7 +72,10 @@ def evaluate_run(
         finished_manager(run_dir, phase)  # a missing phase fails now, not minutes into the evaluation
     n_max, vocab = cfg.data.n_max, cfg.data.vocab
     pretrained = load_checked(cfg, run_dir)
-    progress = tqdm(total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False)
+    progress = tqdm(
+        total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False,
+        disable=not is_primary(),
+    )  # fmt: skip
     d_hat = predictions(pretrained, arrays, n_max)
     knows = self_query(pretrained, arrays, n_max, vocab)
     # Second presentations of every question (new ids; one more edge), for the checks that compare two.
@@ -184,7 +188,9 @@ def evaluate_run(
     }
     if command:
         summary["command"] = shlex.join(["python", *command])
-    write_results(summary, results_dir, read_log(run_dir))
+    if is_primary():  # every process evaluated the same models to the same numbers
+        write_results(summary, results_dir, read_log(run_dir))
+    barrier("the results are written")
     return summary
 
 

@@ -15,6 +15,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from configs import OptimConfig
+from experiment.hosts import is_primary
 from experiment.mesh import data_mesh, place, state_shardings
 from experiment.optim import schedule
 from experiment.rundir import PhaseFiles, RunError
@@ -119,7 +120,15 @@ def fit(
     files.drop_log_after(start)
 
     desc = phases[0] if not stacked else f"{phases[0]} (+{len(phases) - 1} seeds vmapped)"
-    bar = tqdm(total=opt.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=False)
+    bar = tqdm(
+        total=opt.steps,
+        initial=start,
+        desc=desc,
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+        disable=not is_primary(),
+    )
     last_log, clock, learning_rate = start, time.perf_counter(), schedule(opt)
     for step in range(start, opt.steps):
         params, opt_state, metrics = train_step(params, opt_state, rest, data_key, step, *loss_args(step))

@@ -2,6 +2,7 @@
 batches split along it, parameters and optimizer state replicated or sharded."""
 
 import jax
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -30,6 +31,15 @@ def state_shardings(tree, mesh: Mesh, shard_params: bool):
 
 
 def place(tree, shard_params: bool, mesh: Mesh | None = None):
-    """Puts a parameter or optimizer-state tree where a train step of the same mesh expects it."""
+    """Puts a parameter or optimizer-state tree where a train step of the same mesh expects it. With several
+    processes, an array held whole by this process (every process holds the same: the same seed or
+    checkpoint) becomes a global one from each process's own copy: no transfer between hosts."""
     mesh = mesh or data_mesh()
-    return jax.device_put(tree, state_shardings(tree, mesh, shard_params))
+    return jax.tree.map(_put, tree, state_shardings(tree, mesh, shard_params))
+
+
+def _put(x, sharding: NamedSharding):
+    if jax.process_count() > 1 and x.is_fully_addressable:
+        whole = np.asarray(x)
+        return jax.make_array_from_callback(whole.shape, sharding, lambda index: whole[index])
+    return jax.device_put(x, sharding)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,8 +31,9 @@ from flax import nnx
 from common.files import read_jsonl, write_atomic, write_json
 from configs import Config
 from experiment.events import PhaseEvents, phase_dir
+from experiment.hosts import barrier, is_primary, say
 from experiment.phases import pretrain
-from experiment.rundir import PRETRAIN, RunError, checkpoint_manager, load_pretrained, read_log
+from experiment.rundir import PRETRAIN, RunError, load_pretrained, read_log
 from graphgen.dataset import content_hash
 from models.model import PathModel
 from models.objectives import PRETRAINED
@@ -88,15 +88,21 @@ def params_hash(state: nnx.State) -> str:
 def pretrained_for(cfg: Config, run_dir: Path) -> nnx.State:
     """The run's pretrained encoder and d(s,t) head: the run dir's own copy if it has one, else the store's
     model for this config, pretrained there first if no run has yet."""
+    barrier("pretrained: every process sees the same files")  # and decides as the others do
     if not (run_dir / RECORD).exists():
         if (run_dir / "checkpoints" / PRETRAIN).exists():
             raise RunError(
                 f"{run_dir} holds a pretraining of its own (made before pretraining was shared): pass --overwrite"
             )
-        write_json(run_dir / RECORD, _from_store(cfg))  # first: a copy cut short below is redone on --resume
+        record = _from_store(cfg)
+        if is_primary():
+            write_json(run_dir / RECORD, record)  # first: a copy cut short below is redone on --resume
+        barrier("pretrained: the record is written")
     record = _read(run_dir / RECORD)
     if not (run_dir / "checkpoints" / PRETRAIN).is_dir():
-        _copy_into(run_dir, Path(record["store"]), record)
+        if is_primary():
+            _copy_into(run_dir, Path(record["store"]), record)
+        barrier("pretrained: the copy is made")
     return nnx.state(load_checked(cfg, run_dir), PRETRAINED)
 
 
@@ -139,12 +145,15 @@ def _from_store(cfg: Config) -> dict:
         done = directory / "done.json"
         trained = not done.exists()
         if trained:
-            print(f"pretraining {key} into {directory}", file=sys.stderr)
-            write_json(directory / "pretraining.json", what)
+            say(f"pretraining {key} into {directory}")
+            if is_primary():
+                write_json(directory / "pretraining.json", what)
             state = nnx.state(pretrain(cfg, directory), PRETRAINED)
-            write_json(done, {"key": key, "steps": cfg.pretrain.steps, "params_sha256": params_hash(state)})
+            if is_primary():
+                write_json(done, {"key": key, "steps": cfg.pretrain.steps, "params_sha256": params_hash(state)})
+            barrier("pretrained: the store entry is done")
         else:
-            print(f"reusing pretrained model {key} from {directory}", file=sys.stderr)
+            say(f"reusing pretrained model {key} from {directory}")
         load_checked(cfg, directory)
     return {**_read(done), "store": str(directory), "trained_by_this_run": trained}
 
@@ -152,7 +161,7 @@ def _from_store(cfg: Config) -> dict:
 def _copy_into(run_dir: Path, store: Path, record: dict) -> None:
     """The store's final checkpoint and pretraining log lines into the run dir (checkpoint via a temporary
     name and a rename: never half there)."""
-    source = checkpoint_manager(store, PRETRAIN, create=False).directory / str(record["steps"])
+    source = store / "checkpoints" / PRETRAIN / str(record["steps"])  # a path: a manager would sync every process
     if not source.is_dir():
         raise RunError(f"the pretrained model {record['key']} is gone from {store}: pass --overwrite to pretrain again")
     target = run_dir / "checkpoints" / PRETRAIN

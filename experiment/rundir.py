@@ -24,6 +24,7 @@ from common.cli import UsageError
 from common.files import filter_jsonl, read_jsonl, write_atomic, write_json
 from configs import Config, DataConfig, config_changes
 from experiment.events import PhaseEvents, phase_dir
+from experiment.hosts import barrier, is_primary
 from models.model import PathModel
 from models.objectives import PRETRAINED, Variant, ready_for, variant
 
@@ -65,10 +66,13 @@ def prepare(run_dir: Path, cfg: Config, *, resume: bool, overwrite: bool) -> Non
         if changed := config_changes(saved, wanted):
             raise UsageError(f"--resume with a different config than {config_file}: {', '.join(changed)}")
         return
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(config_file, wanted)
+    barrier("prepare: every process has checked the run dir")  # before the primary writes to it
+    if is_primary():
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(config_file, wanted)
+    barrier("prepare: the run dir is written")
 
 
 def load_config(run_dir: Path) -> Config:
@@ -102,15 +106,17 @@ def load_or_make_eval_set(cfg: Config, run_dir: Path) -> tuple[dict, str]:
 
     data = cfg.data
     path, pinned = run_dir / "eval_set.npz", run_dir / "eval_set.sha256"
-    if not path.exists():
+    if not path.exists() and is_primary():
         save(path, make_eval_set(data))
+    barrier("the evaluation set is written")
     try:
         arrays = load(path)
     except DatasetError as e:
         raise RunError(str(e)) from None
     digest = content_hash(arrays)
     if not pinned.exists():
-        write_atomic(pinned, lambda f: f.write(f"{digest}\n".encode()))
+        if is_primary():
+            write_atomic(pinned, lambda f: f.write(f"{digest}\n".encode()))
     elif (recorded := pinned.read_text().strip()) != digest:
         raise RunError(f"{path} has hash {digest[:12]}…, but this run's evaluation set was {recorded[:12]}… ({pinned})")
     return arrays, digest
@@ -179,7 +185,10 @@ class PhaseFiles:
 
     def drop_log_after(self, step: int) -> None:
         """Forgets these phases' log lines after `step` (a resumed run logs them again) and starts their event
-        files afresh from the lines kept, so that TensorBoard shows exactly what log.jsonl holds."""
+        files afresh from the lines kept, so that TensorBoard shows exactly what log.jsonl holds. The primary
+        process alone keeps the log and events (every process runs the same steps, sees the same numbers)."""
+        if not is_primary():
+            return
         filter_jsonl(self.log, lambda r: r["phase"] not in self.phases or r["step"] <= step)
         records = read_log(self.run_dir)
         self.events = [
@@ -189,6 +198,8 @@ class PhaseFiles:
 
     def append_log(self, step: int, metrics: list[dict], extra: dict) -> None:
         """One line per phase: its `metrics`, and `extra` (learning rate, examples/s) shared by them all."""
+        if not is_primary():
+            return
         records = [{"phase": phase, "step": step, **m, **extra} for phase, m in zip(self.phases, metrics, strict=True)]
         with self.log.open("a") as f:
             f.writelines(json.dumps(record) + "\n" for record in records)

@@ -1,0 +1,67 @@
+"""Several processes, one job, for real: two local train.py processes joined by jax.distributed over the loopback
+address (CPU collectives, gloo), one device each, train the tiny preset into one shared run directory and a
+shared store, and end with exactly the log and numbers of one process with two devices. The primary process
+alone writes the shared files."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from conftest import TINY
+
+VARIANTS = ["--experiment.variants", "frozen", "--experiment.seeds", "1"]  # pretraining and one fine-tuning
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_lines(run_dir) -> list[tuple]:
+    return [(r["phase"], r["step"], r["loss"], r["acc"]) for r in map(json.loads, (run_dir / "log.jsonl").open())]
+
+
+def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devices(tmp_path):
+    run, results = tmp_path / "run", tmp_path / "results"
+    env = {**os.environ, "PATHPROBE_PRETRAINED": str(tmp_path / "store")}
+    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    job = [*TINY, *VARIANTS, "--run-dir", str(run), "--results-dir", str(results), "--distributed"]
+    job += ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2"]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "train.py", *job, "--process-id", str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in (1, 0)
+    ]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for p, (_, err) in zip(processes, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    assert "results:" in outputs[1][1] and "results:" not in outputs[0][1]  # the primary alone reports
+
+    reference, reference_results = tmp_path / "reference", tmp_path / "reference-results"
+    env = {**env, "PATHPROBE_PRETRAINED": str(tmp_path / "reference-store")}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"  # one process, two devices
+    one = subprocess.run(
+        [sys.executable, "train.py", *TINY, *VARIANTS, "--run-dir", str(reference), "--results-dir",
+         str(reference_results)], env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    assert log_lines(run) == log_lines(reference)  # every logged step, once (not once per process)
+    assert len(log_lines(run)) == 6
+    job_summary = json.loads((results / "summary.json").read_text())
+    one_summary = json.loads((reference_results / "summary.json").read_text())
+    assert job_summary["provenance"]["device_count"] == one_summary["provenance"]["device_count"] == 2
+    assert job_summary["pretrained"]["params_sha256"] == one_summary["pretrained"]["params_sha256"]
+    assert job_summary["capability"] == one_summary["capability"]
+    assert job_summary["variants"] == one_summary["variants"]
+    (store_log,) = (tmp_path / "store").glob("*/log.jsonl")
+    steps = [(r["phase"], r["step"]) for r in map(json.loads, store_log.open())]
+    assert len(steps) == len(set(steps)) == 4  # the store's log too: each pretraining step logged once
