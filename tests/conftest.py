@@ -15,15 +15,27 @@ from common.cli import enable_compilation_cache  # noqa: E402
 enable_compilation_cache()
 
 
+import gc  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from experiment.rundir import read_log  # noqa: E402
 
 TINY = ["--preset", "tiny"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Frees each test module's compiled programs after it. A CPU executable holds memory mappings, and one
+    process running the whole suite kept ~63,000 of them, at the kernel's limit per process
+    (vm.max_map_count, 65,530 by default), past which XLA segfaults while compiling."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 def run_script(script: str, *args: str, store=None) -> subprocess.CompletedProcess:
