@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     except (UsageError, OSError) as e:
         fail(parser.prog, str(e))
 
-    enable_compilation_cache()
+    if not args.distributed:
+        # Off in a multi-process job: a process there loaded a program cached by a one-process run with as many
+        # devices, whose collectives never meet the other processes' (the job hung at its first host sync).
+        enable_compilation_cache()
     from experiment.evaluate import capability_report, evaluate_run
     from experiment.hosts import say
     from experiment.phases import finetune

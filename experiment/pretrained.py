@@ -88,9 +88,12 @@ def params_hash(state: nnx.State) -> str:
 def pretrained_for(cfg: Config, run_dir: Path) -> nnx.State:
     """The run's pretrained encoder and d(s,t) head: the run dir's own copy if it has one, else the store's
     model for this config, pretrained there first if no run has yet."""
-    barrier("pretrained: every process sees the same files")  # and decides as the others do
-    if not (run_dir / RECORD).exists():
-        if (run_dir / "checkpoints" / PRETRAIN).exists():
+    # Every process decides from the same files: all look before any writes.
+    barrier("pretrained: before looking")
+    has_record, has_copy = (run_dir / RECORD).exists(), (run_dir / "checkpoints" / PRETRAIN).is_dir()
+    barrier("pretrained: every process has looked")
+    if not has_record:
+        if has_copy:
             raise RunError(
                 f"{run_dir} holds a pretraining of its own (made before pretraining was shared): pass --overwrite"
             )
@@ -99,7 +102,7 @@ def pretrained_for(cfg: Config, run_dir: Path) -> nnx.State:
             write_json(run_dir / RECORD, record)  # first: a copy cut short below is redone on --resume
         barrier("pretrained: the record is written")
     record = _read(run_dir / RECORD)
-    if not (run_dir / "checkpoints" / PRETRAIN).is_dir():
+    if not has_copy:
         if is_primary():
             _copy_into(run_dir, Path(record["store"]), record)
         barrier("pretrained: the copy is made")
@@ -144,6 +147,7 @@ def _from_store(cfg: Config) -> dict:
     with _lock(directory):
         done = directory / "done.json"
         trained = not done.exists()
+        barrier("store: every process has looked")  # before the primary writes done.json
         if trained:
             say(f"pretraining {key} into {directory}")
             if is_primary():

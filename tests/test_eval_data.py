@@ -5,8 +5,10 @@ import json
 
 import networkx as nx
 import numpy as np
+import pytest
 from conftest import run_script
 
+import eval as evaluation
 from graphgen import from_networkx
 from graphgen.dataset import content_hash, load, save
 
@@ -32,7 +34,7 @@ def test_a_run_evaluates_on_a_users_networkx_graphs(finished_run, tmp_path):
     assert frozen["seeds"] == 2 and (finished_run / "run" / "eval_set.npz").read_bytes() == before
 
 
-def test_a_file_the_model_cannot_read_is_one_line(finished_run, tmp_path):
+def test_a_file_the_model_cannot_read_is_one_line(finished_run, tmp_path, capsys):
     too_big = tmp_path / "big.npz"
     save(too_big, from_networkx([nx.path_graph(VOCAB + 1)], VOCAB + 1))
     broken = tmp_path / "broken.npz"
@@ -43,10 +45,10 @@ def test_a_file_the_model_cannot_read_is_one_line(finished_run, tmp_path):
         (too_big, "knows the ids 1..8 only (data.vocab = 8)"),
         (broken, "'path' and 'path_len' disagree"),
         (tmp_path / "none.npz", "no such file"),
-    ]:
-        result = run_script(
-            "eval.py", "--run", str(finished_run / "run"), "--data", str(path), "--results", str(tmp_path / "r")
-        )
-        assert result.returncode == 2 and message in result.stderr, result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    ]:  # in this process, like test_bad_input: each fails before anything compiles
+        with pytest.raises(SystemExit) as exit_:
+            evaluation.main(["--run", str(finished_run / "run"), "--data", str(path), "--results", str(tmp_path / "r")])
+        stderr = capsys.readouterr().err
+        assert exit_.value.code == 2 and message in stderr, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
         assert not (tmp_path / "r").exists()

@@ -23,7 +23,8 @@ def family_ids(names: list[str]) -> set[int]:
 
 def draws(spec: str, part: str):
     sample = finetune_sampler(CFG, variant(spec))
-    return sample, [sample(key, 64)[part] for key in KEYS]
+    draw = jax.jit(lambda key: sample(key, 64)[part])  # one program, not op by op
+    return sample, [draw(key) for key in KEYS]
 
 
 @pytest.mark.parametrize(
