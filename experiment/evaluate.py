@@ -205,7 +205,7 @@ def columns(variants: dict, split_of: dict, families: list[str]) -> list[dict]:
         held_out, checked = variants[name]["pooled"]["held_out"], variants[name]["pooled"]["checked"]
         if held_out["acc"] is None:  # an evaluation set without the held-out family (eval.py --data)
             continue
-        labelled = split.labelled_families([f for f in families if f != split.held_out])
+        labelled = split.labelled_families(families)
         entries.append(
             {
                 "variant": name,

@@ -245,7 +245,7 @@ def test_pgr_of_each_variant_is_on_its_own_held_out_queries():
     first, last = np.array([[1, 1, 0, 0]], bool), np.array([[0, 0, 1, 1]], bool)
     held_out = {"fam": first, "size": last, "oracle": last}
     variants = {name: {} for name in ("fam", "size", "oracle")}
-    oracle_of = {"fam": "oracle", "size": "oracle", "oracle": "oracle"}
+    oracle_of = {"oracle": "oracle", "size": "oracle", "fam": "oracle"}  # fam last: its queries are not the ceiling's
     ceilings = add_held_out_pgr(variants, correct, held_out, oracle_of, [1, 2])
     # fam: floor 0, oracle 0.75 on the first two; seeds 0.5 and 0 -> PGR 2/3 and 0.
     assert variants["fam"]["pgr_beyond_n"]["mean"] == pytest.approx(1 / 3)
