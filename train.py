@@ -2,6 +2,7 @@
 
     python train.py --preset quick                         # 2-core CPU, ~9 min: results/quick/
     python train.py --preset quick --sweep consistency     # the consistency-loss grid: results/quick-consistency/
+    python train.py --preset quick --sweep overseer --data.overseer nearsighted  # results/quick-overseer/
     python train.py --preset paper --model.width 256       # any config field can be overridden
     python train.py --preset quick --experiment.variants frozen,frozen@range+bellman=0.5,oracle
     python train.py --preset quick --resume                # continue a killed run to the same numbers
@@ -28,6 +29,8 @@ from pathlib import Path
 
 from common.cli import Parser, UsageError, enable_compilation_cache, fail
 from configs import PRESETS, SWEEPS, Config, preset, sections, sweep_variants
+from configs.sweeps import NEEDS_OVERSEER
+from graphgen.overseers import OVERSEERS
 
 
 def build_parser() -> Parser:
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         cfg = config_from_args(args)
+        if args.sweep in NEEDS_OVERSEER and not cfg.data.overseer:
+            raise UsageError(f"--sweep {args.sweep} needs --data.overseer (one of: {', '.join(OVERSEERS)})")
         names = (
             sweep_variants(args.sweep, cfg.data.family_list())
             if args.sweep is not None

@@ -8,6 +8,7 @@ import jax
 
 from common.cli import UsageError
 from graphgen.memory import generator_bytes, gigabytes, largest_pad, memory_budget
+from graphgen.overseers import OVERSEERS
 from graphgen.splits import Split, parse_split
 from models.consistency import CONDITIONS, SELF_TRAINING
 from models.model import ModelConfig
@@ -34,6 +35,15 @@ class DataConfig:
         "which queries the reporter is checked on (labelled), which held out: size (labels on sizes <= n), "
         "family:X[:A+B] (labels on every family but X, or on A and B only), distance:K (labels on d(s,u) <= K), "
         "offpath (labels on the s-t path, held out: every other vertex); a variant's ~SPLIT overrides it",
+    )
+    overseer: str = _field(
+        "",
+        "a simulated human's answers o(s,x) (graphgen/overseers.py: "
+        f"{', '.join(OVERSEERS)}), equal to d on sizes <= n: pretraining learns them beside d(s,t) and the "
+        "evaluation asks which of the two a reporter says where they differ; '' = none",
+    )
+    learn_overseer: bool = _field(
+        True, "with data.overseer: pretraining learns o(s,t) too (false: the control, o only labels the evaluation)"
     )
 
     def family_list(self) -> list[str]:
@@ -64,6 +74,16 @@ class DataConfig:
         if self.eval_beyond < 0 or self.eval_per_size < 1:
             raise UsageError("data.eval_beyond must be >= 0 and data.eval_per_size >= 1")
         self.parsed_split()
+        if self.overseer and self.overseer not in OVERSEERS:
+            raise UsageError(f"unknown overseer '{self.overseer}' in data.overseer (known: {', '.join(OVERSEERS)})")
+        if self.overseer and self.parsed_split().kind != "size":
+            raise UsageError(
+                f"data.overseer needs data.split 'size' (it equals d on the checked sizes), got '{self.split}'"
+            )
+
+    def learned_overseer(self) -> str:
+        """The overseer whose o(s,t) pretraining learns beside d(s,t): data.overseer if learn_overseer, else ''."""
+        return self.overseer if self.learn_overseer else ""
 
     def parsed_split(self, text: str | None = None) -> Split:
         """data.split (or the split `text`), checked against data.families; UsageError (one line) if invalid."""
@@ -129,6 +149,10 @@ class ExperimentConfig:
                 raise UsageError(f"experiment.variants: {e}") from None
             if "~" in spec:  # its families must be the run's
                 data.parsed_split(spec.partition("~")[2])
+                if data.overseer:
+                    raise UsageError(
+                        f"experiment.variants: '{spec}' has a split of its own; data.overseer needs 'size'"
+                    )
         if self.seeds < 1:
             raise UsageError("experiment.seeds must be positive")
 

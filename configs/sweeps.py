@@ -35,7 +35,16 @@ def columns_sweep(families: list[str]) -> list[str]:
     return [*cells, "oracle"]
 
 
-SWEEPS = {"consistency": consistency_sweep, "columns": columns_sweep}
+def overseer_sweep(families: list[str]) -> list[str]:
+    """The levers on which policy a reporter learns when an overseer's answers are available (data.overseer):
+    every reporter design on the frozen encoder, the encoder trainable, and every check as a consistency loss
+    (computed on the real graph) on the warm and the shared reporter; the oracle. The control, no overseer in
+    pretraining, is the same sweep with --data.learn_overseer false."""
+    return ["frozen", "frozen:shared", "frozen:fresh", "trainable", "frozen@all", "frozen:shared@all", "oracle"]
+
+
+SWEEPS = {"consistency": consistency_sweep, "columns": columns_sweep, "overseer": overseer_sweep}
+NEEDS_OVERSEER = ("overseer",)  # sweeps that say nothing without data.overseer
 
 
 def sweep(name: str) -> Callable[[list[str]], list[str]]:

@@ -18,7 +18,12 @@ from experiment.metrics import (
     aggregate,
     aggregate_pooled,
     capability,
+    disagreement,
+    overseer_labels,
+    policy_outcomes,
+    policy_tables,
     pooled,
+    pooled_policy,
     present_families,
     query_labels,
     query_outcomes,
@@ -81,8 +86,12 @@ def evaluate_run(
     # Second presentations of every question (new ids; one more edge), for the checks that compare two.
     twin_sets = {name: twin_arrays(arrays, name, vocab, seed=cfg.data.eval_seed) for name in TWINS}
     queries = query_labels(arrays, vocab)
+    # The overseer's answer at every vertex, and its beliefs as the model learned them (the head's o(s,v)).
+    overseer, learned = cfg.data.overseer, cfg.data.learned_overseer()
+    o_label = overseer_labels(overseer, queries, cfg.data.n_report, vocab) if overseer else None
     run_split = cfg.data.parsed_split()
-    split_of = {"trivial": run_split, "self": run_split} | {name: variant(name).split or run_split for name in names}
+    baseline_names = ["trivial", "self", *(["self-overseer"] if learned else [])]
+    split_of = {name: run_split for name in baseline_names} | {name: variant(name).split or run_split for name in names}
     masks = {split: split_masks(split, queries, arrays, cfg.data.n_report, n_max) for split in split_of.values()}
 
     def scored(name: str, pred_s, pred_t, *on_twins) -> tuple[dict, dict, np.ndarray]:
@@ -93,7 +102,12 @@ def evaluate_run(
         outcomes = query_outcomes(pred_s, pred_t, d_hat, knows, arrays, vocab, twins, queries)
         checked, held_out = masks[split_of[name]]
         parts = {"checked": pooled(outcomes, checked), "held_out": pooled(outcomes, held_out)}
-        return tables(outcomes, arrays), parts, outcomes["acc"]
+        table = tables(outcomes, arrays)
+        if overseer:  # which policy it follows where the overseer and the truth disagree
+            policy = policy_outcomes(pred_s, queries, o_label)
+            table |= policy_tables(policy, queries["label"], arrays)
+            parts["policy"] = pooled_policy(policy, held_out)
+        return table, parts, outcomes["acc"]
 
     # Two label-free baselines: the best guess from the question alone, and the model's own self-query.
     def trivial(questions: dict, swap: bool = False, d_st: np.ndarray | None = None) -> np.ndarray:
@@ -114,6 +128,12 @@ def evaluate_run(
             *(self_query(pretrained, twin_sets[name], n_max, vocab) for name in TWINS),
         ),
     }
+    if learned:  # what the model believes the overseer answers, asked like the self-query
+        baselines["self-overseer"] = (
+            self_query(pretrained, arrays, n_max, vocab, overseer=True),
+            self_query(pretrained, arrays, n_max, vocab, swap=True, overseer=True),
+            *(self_query(pretrained, twin_sets[name], n_max, vocab, overseer=True) for name in TWINS),
+        )
     variants, correct = {}, {}
     for name, given in baselines.items():
         table, parts, correct[name, 0] = scored(name, *given)
@@ -162,7 +182,9 @@ def evaluate_run(
     add_pgr(variants, cfg.data.n_report, {v: o for v, o in oracle_of.items() if split_of[v].kind == "size"})
     held_out = {name: masks[split_of[name]][1] for name in names}
     ceiling = add_held_out_pgr(variants, correct, held_out, oracle_of, seeds)
-    known = capability(d_hat, arrays, n_max)
+    o_hat = predictions(pretrained, arrays, n_max, overseer=True) if learned else None
+    o_st = o_label[np.arange(len(arrays["t"])), arrays["t"] - 1] if learned else None
+    known = capability(d_hat, arrays, n_max, o_hat, o_st)
     known["knows_su_by_size"] = {n: row["acc"] for n, row in variants["self"]["by_size"].items()}
     known["knows_su_by_distance"] = {d: row["acc"] for d, row in variants["self"]["by_distance"].items()}
     for probe in ("probe", "mlp-probe"):
@@ -183,6 +205,7 @@ def evaluate_run(
         "ceilings": ceiling,
         "variants": variants,
         "columns": columns(variants, split_of, present_families(arrays)),
+        **({"overseer": overseer_summary(cfg.data, queries, o_label, arrays)} if overseer else {}),
         "checks": checks(),
         "provenance": provenance(),
     }
@@ -221,6 +244,17 @@ def columns(variants: dict, split_of: dict, families: list[str]) -> list[dict]:
     return sorted(entries, key=lambda e: (e["held_out"], e["k"]))
 
 
+def overseer_summary(data, queries: dict, o_label: np.ndarray, arrays: dict) -> dict:
+    """The run's overseer: its name, whether pretraining learned it, the checked size it equals d up to, and the
+    share of path queries where it disagrees with the truth, by size."""
+    return {
+        "name": data.overseer,
+        "learned": bool(data.learned_overseer()),
+        "reach": data.n_report,
+        "disagree_by_size": disagreement(queries, o_label, arrays),
+    }
+
+
 def _part(pooled: dict, metric: str) -> dict:
     """A pooled metric's mean, interval and per-seed values, as one entry of `columns`."""
     if pooled[metric] is None:
@@ -230,12 +264,17 @@ def _part(pooled: dict, metric: str) -> dict:
 
 def capability_report(capability: dict) -> str:
     """What train.py prints at the end: d(s,t) accuracy by size, and a loud warning when capability_ok is false."""
-    by_size = capability["d_st_acc_by_size"]
-    lines = ["d(s,t) accuracy by size: " + "  ".join(f"{n}:{acc:.3f}" for n, acc in by_size.items())]
-    if not capability["capability_ok"]:
+    lines = []
+    for key, question in (("d_st_acc_by_size", "d(s,t)"), ("o_st_acc_by_size", "the overseer's o(s,t)")):
+        if key not in capability:
+            continue
+        by_size = capability[key]
+        lines.append(f"{question} accuracy by size: " + "  ".join(f"{n}:{acc:.3f}" for n, acc in by_size.items()))
         bad = [n for n, acc in by_size.items() if int(n) <= capability["n_max"] and acc < capability["threshold"]]
-        lines.append(
-            f"\n*** capability_ok: false *** the pretrained model does not know d(s,t) on sizes {', '.join(bad)} "
-            f"(accuracy < {capability['threshold']}). Honesty results on this run say nothing. ***\n"
-        )
+        if bad:
+            lines.append(
+                f"\n*** capability_ok: false *** the pretrained model does not know {question} on sizes "
+                f"{', '.join(bad)} (accuracy < {capability['threshold']}). Honesty results on this run say "
+                "nothing. ***\n"
+            )
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from experiment.rundir import PRETRAIN, finetune_seeds, new_model, phase_name, v
 from graphgen import sample_batch
 from graphgen.splits import parse_split
 from models.model import PathModel
-from models.objectives import PRETRAINED, Variant, d_st_loss, finetune_loss, unlabelled, variant
+from models.objectives import PRETRAINED, Variant, finetune_loss, pretrain_loss, unlabelled, variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +47,11 @@ def batch_sampler(
 
 
 def pretrain(cfg: Config, run_dir: Path) -> PathModel:
-    """Phase 1: the encoder and d(s,t) head on sizes n_min..N."""
+    """Phase 1: the encoder and d(s,t) head on sizes n_min..N (and the head's o(s,t), with a learned overseer)."""
     model = new_model(cfg, cfg.pretrain.seed)
     tx = optimizer(cfg.pretrain)
-    loss_fn = partial(d_st_loss, n_pad=cfg.data.n_max)
+    data = cfg.data
+    loss_fn = partial(pretrain_loss, n_pad=data.n_max, overseer=data.learned_overseer(), reach=data.n_report)
     graphdef = nnx.split(model, PRETRAINED, ...)[0]
     sample = batch_sampler(cfg, cfg.data.n_max, pool=cfg.data.pool)
     step = make_train_step(

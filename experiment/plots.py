@@ -15,7 +15,7 @@ from experiment.summary import has_pgr  # noqa: E402
 from models.consistency import LADDER  # noqa: E402
 from models.objectives import ladder  # noqa: E402
 
-BASELINES = ("trivial", "self")  # label-free rows of a summary: not trained, no seeds
+BASELINES = ("trivial", "self", "self-overseer")  # label-free rows of a summary: not trained, no seeds
 
 
 def _limits(ax, *summaries: dict) -> None:
@@ -92,6 +92,7 @@ def plot_all(summary: dict, out: Path) -> None:
 
     plot_strength(summary, out)
     plot_columns(summary, out)
+    plot_policy(summary, out)
     fig, ax = plt.subplots(figsize=size)
     capability = summary["capability"]
     for key, label, style in (
@@ -144,6 +145,42 @@ def plot_columns(summary: dict, out: Path) -> None:
     ax.set_title(f"one family held out; bands: 95% interval over {folds} folds x {seeds} seeds", fontsize=10)
     _legend(ax, 4)
     _save(fig, out, "columns.png")
+
+
+def plot_policy(summary: dict, out: Path) -> None:
+    """policy.png, where the run has an overseer: on the path queries where the overseer and the truth disagree,
+    the share of answers that are the truth (left) and the overseer's (right) against size, every variant with
+    its 95% interval over seeds; the self-queries of both pretrained questions in black; the share of path
+    queries that disagree in grey."""
+    if "overseer" not in summary:
+        return
+    names = [n for n in summary["variants"] if n not in BASELINES]
+    fig, axes = plt.subplots(1, 2, figsize=(12.8, 4.6), sharey=True)
+    disagree = summary["overseer"]["disagree_by_size"]
+    panels = (("truthful", "says the truth d"), ("overseer", "says the overseer's o"))
+    for ax, (metric, title) in zip(axes, panels, strict=True):
+        x = sorted((n for n in disagree if disagree[n]["share"] > 0), key=int)
+        ax.bar([int(n) for n in x], [disagree[n]["share"] for n in x], color="0.85", label="o differs from d")
+        for name, style in (("self", "k-."), ("self-overseer", "k:")):
+            if name in summary["variants"]:
+                table = summary["variants"][name]["policy_by_size"]
+                sizes = sorted(table, key=int)
+                ax.plot([int(n) for n in sizes], [table[n][metric] for n in sizes], style, label=f"{name}-query")
+        for name in names:
+            table = summary["variants"][name]["policy_by_size"]
+            _band(ax, table, metric, 0.15, marker="o", label=name, color=_color(summary, name))
+        ax.set(xlabel="graph size (vertices)", ylim=(-0.02, 1.05), title=title)
+        _limits(ax, summary)
+    axes[0].set_ylabel("fraction of queries where o != d")
+    seeds = max(v["seeds"] for v in summary["variants"].values())
+    fig.suptitle(
+        f"which answer the reporter gives where the overseer ({summary['overseer']['name']}"
+        f"{'' if summary['overseer']['learned'] else ', not pretrained'}) and the truth disagree; "
+        f"bands: 95% interval over {seeds} seeds",
+        fontsize=10,
+    )
+    _legend(axes[1], len(names) + 3)
+    _save(fig, out, "policy.png")
 
 
 def plot_strength(summary: dict, out: Path) -> None:

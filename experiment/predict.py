@@ -49,15 +49,20 @@ def answers(encoder, askers: list, arrays: dict, min_pad: int, swap: bool = Fals
     return in_buckets(forward, arrays, min_pad)
 
 
-def predictions(model, arrays: dict, min_pad: int, variant=None, swap: bool = False) -> np.ndarray:
-    """`answers` of one model: its d(s,t) head when variant is None, else the variant's reporter."""
-    return answers(model, [(model, variant and variant.head)], arrays, min_pad, swap)[0]
+def predictions(
+    model, arrays: dict, min_pad: int, variant=None, swap: bool = False, overseer: bool = False
+) -> np.ndarray:
+    """`answers` of one model: its d(s,t) head when variant is None (its o(s,t) question with `overseer`), else
+    the variant's reporter."""
+    head = OVERSEER if overseer else variant and variant.head
+    return answers(model, [(model, head)], arrays, min_pad, swap)[0]
 
 
-def self_query(model, arrays: dict, min_pad: int, vocab: int, swap: bool = False) -> np.ndarray:
+def self_query(model, arrays: dict, min_pad: int, vocab: int, swap: bool = False, overseer: bool = False) -> np.ndarray:
     """What the model knows of d(s,v): its d(s,t) head asked the same graph with t := v, for every vertex v
     of the graph (B, V), the source itself answered 0 without asking (d(s,s) = 0 is given by the question;
-    the model was never asked it); 0 at ids not in the graph. swap=True: d(t,v), the question from t."""
+    the model was never asked it); 0 at ids not in the graph. swap=True: d(t,v), the question from t.
+    overseer=True: what it believes the overseer answers, o(s,v), the head's second question (o(s,s) = 0 too)."""
     source = arrays["t"] if swap else arrays["s"]
     # The vertices of each graph (index v - 1 for id v), read off the edge list as the encoder reads them.
     present = np.array(adjacency(jnp.asarray(arrays["edges"]), jnp.asarray(arrays["edge_mask"]), vocab).any(-1))
@@ -68,8 +73,11 @@ def self_query(model, arrays: dict, min_pad: int, vocab: int, swap: bool = False
         "t": (index + 1).astype(source.dtype),
     }
     answers = np.zeros((len(source), vocab), int)
-    answers[graph, index] = predictions(model, asked, min_pad)
+    answers[graph, index] = predictions(model, asked, min_pad, overseer=overseer)
     return answers
+
+
+OVERSEER = "overseer"  # as a head of `answers`: the d(s,t) head's second question, o(s,t)
 
 
 @partial(jax.jit, static_argnames=("graphdef", "swap", "n_pad"))
@@ -83,8 +91,8 @@ def _encode(graphdef, state, inputs, swap, n_pad):
 def _answer(graphdef, state, encoded, inputs, head):
     """Keyed on the model's structure and head: every seed of every variant of a head shares one program."""
     model = nnx.merge(graphdef, state)
-    if head is None:
-        return model.d_st_head(*encoded)[:, 0].argmax(-1)
+    if head is None or head == OVERSEER:
+        return model.d_st_head(*encoded)[:, int(head == OVERSEER)].argmax(-1)
     vocab = model.encoder.ids.num_embeddings - 1
     ids = jnp.broadcast_to(jnp.arange(1, vocab + 1), (encoded[0].shape[0], vocab))
     return model.report(head, encoded, inputs["edges"], inputs["edge_mask"], ids).argmax(-1)

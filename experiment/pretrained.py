@@ -56,6 +56,9 @@ def pretraining_config(cfg: Config) -> dict:
         "data": {
             "families": data.family_list(),
             **{k: getattr(data, k) for k in ("n_min", "n_max", "vocab", "pool")},
+            # Only a learned overseer changes the parameters (its answers depend on n); the control shares the
+            # plain pretraining.
+            **({"overseer": data.overseer, "n_report": data.n_report} if data.learned_overseer() else {}),
         },
         "model": dataclasses.asdict(cfg.model),
         "pretrain": {

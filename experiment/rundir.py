@@ -258,7 +258,7 @@ def _drop_orphaned_task_errors(record: logging.LogRecord) -> bool:
 
 
 def new_model(cfg: Config, seed: int) -> PathModel:
-    return PathModel(cfg.model, cfg.data.vocab, nnx.Rngs(seed))
+    return PathModel(cfg.model, cfg.data.vocab, nnx.Rngs(seed), overseer=bool(cfg.data.learned_overseer()))
 
 
 def variant_model(cfg: Config, pretrained: nnx.State, seed: int, reporter: Variant) -> PathModel:

@@ -9,7 +9,9 @@ Encoders (ModelConfig.encoder), both reading exactly the data contract (edges, e
   size and grows for larger graphs at no parameter cost.
 
 Heads are decoder queries that cross-attend to the encoder tokens and classify a distance in 0..vocab-1.
-The d(s,t) head uses a learned query. A d(s,u) reporter is one of REPORTERS:
+The d(s,t) head uses a learned query; with an overseer (data.overseer, learned) it has a second learned
+query, asking what the overseer would answer, o(s,t): one decoder, two questions, told apart by the query.
+A d(s,u) reporter is one of REPORTERS:
 - "fresh": a new query head, freshly initialised, its query plus the id embedding of u.
 - "warm": a query head initialised as a copy of the pretrained d(s,t) head (every distance class already
   trained), its query plus a projection of u's encoder features that starts at zero: before fine-tuning it
@@ -148,12 +150,13 @@ ENCODERS = {"edges": EdgeEncoder, "graph": GraphEncoder}
 
 
 class QueryHead(nnx.Module):
-    """Decoder queries cross-attending to the encoder tokens, then classifying a distance."""
+    """Decoder queries cross-attending to the encoder tokens, then classifying a distance. `questions` learned
+    queries: the truth d(s,t) first, then, with an overseer, o(s,t)."""
 
-    def __init__(self, cfg: ModelConfig, classes: int, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, classes: int, rngs: nnx.Rngs, questions: int = 1):
         kw = cfg.layer_args()
         self.dtype = kw["dtype"]
-        self.query = nnx.Param(jax.random.normal(rngs.params(), (1, 1, cfg.width)) * 0.02)
+        self.query = nnx.Param(jax.random.normal(rngs.params(), (1, questions, cfg.width)) * 0.02)
         self.norm_q = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
         self.norm_kv = nnx.LayerNorm(cfg.width, rngs=rngs, **kw)
         self.cross = nnx.MultiHeadAttention(cfg.heads, cfg.width, decode=False, rngs=rngs, **kw)
@@ -164,9 +167,10 @@ class QueryHead(nnx.Module):
         self.out = nnx.Linear(cfg.width, classes, rngs=rngs, **kw)
 
     def __call__(self, tokens: jax.Array, token_mask: jax.Array, query_input: jax.Array | None = None):
-        """Logits (B, Q, classes) for Q queries: the learned query plus `query_input` (B, Q, width), if any."""
+        """Logits (B, Q, classes): without `query_input`, one per learned query (Q = questions); else Q queries,
+        the truth's learned query plus `query_input` (B, Q, width)."""
         q = self.query[...].astype(self.dtype)
-        q = jnp.broadcast_to(q, (tokens.shape[0], 1, q.shape[-1])) if query_input is None else q + query_input
+        q = jnp.broadcast_to(q, (tokens.shape[0], *q.shape[1:])) if query_input is None else q[:, :1] + query_input
         kv = self.norm_kv(tokens)
         h = q + self.cross(self.norm_q(q), kv, kv, mask=token_mask[:, None, None, :])
         h = h + self.down(jax.nn.gelu(self.up(self.norm_mlp(h))))
@@ -185,15 +189,17 @@ PROBES = ("probe", "mlp-probe")
 
 
 class PathModel(nnx.Module):
-    """Encoder, the d(s,t) head and the parameters of every d(s,u) reporter (REPORTERS). Distances are classes
-    0..vocab-1 (a path has fewer than vocab edges). Inputs: edges (B, E, 2), edge_mask (B, E), s, t (B,)."""
+    """Encoder, the d(s,t) head (asking o(s,t) too with `overseer`) and the parameters of every d(s,u) reporter
+    (REPORTERS). Distances are classes 0..vocab-1 (a path has fewer than vocab edges). Inputs: edges (B, E, 2),
+    edge_mask (B, E), s, t (B,)."""
 
-    def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs, overseer: bool = False):
         cfg.validate()
         kw = cfg.layer_args()
+        questions = 2 if overseer else 1
         self.encoder = ENCODERS[cfg.encoder](cfg, vocab, rngs)
-        self.d_st_head = QueryHead(cfg, vocab, rngs)
-        self.report_head = QueryHead(cfg, vocab, rngs)
+        self.d_st_head = QueryHead(cfg, vocab, rngs, questions)
+        self.report_head = QueryHead(cfg, vocab, rngs, questions)  # a copy of d_st_head when warm
         self.u_query = nnx.Linear(
             cfg.width, cfg.width, use_bias=False, kernel_init=nnx.initializers.zeros, rngs=rngs, **kw
         )
@@ -214,6 +220,10 @@ class PathModel(nnx.Module):
     def __call__(self, edges, edge_mask, s, t, n_pad: int) -> jax.Array:
         """d(s,t) logits (B, vocab)."""
         return self.d_st_head(*self.encode(edges, edge_mask, s, t, n_pad))[:, 0]
+
+    def overseer(self, edges, edge_mask, s, t, n_pad: int) -> jax.Array:
+        """o(s,t) logits (B, vocab): what the model believes the overseer would answer (the head's second query)."""
+        return self.d_st_head(*self.encode(edges, edge_mask, s, t, n_pad))[:, 1]
 
     def report(self, reporter: str, encoded, edges, edge_mask, u: jax.Array) -> jax.Array:
         """d(s,u) logits (B, Q, vocab) of `reporter` (a key of REPORTERS) for queried vertex ids u (B, Q)."""

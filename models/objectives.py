@@ -9,6 +9,7 @@ import optax
 from flax import nnx
 
 from graphgen import GraphBatch
+from graphgen.overseers import OVERSEERS
 from graphgen.splits import Split, parse_split
 from graphgen.twins import twin_batch
 from models import consistency
@@ -45,6 +46,26 @@ def d_st_loss(model: PathModel, batch: GraphBatch, n_pad: int) -> tuple[jax.Arra
     """Cross-entropy and accuracy of the d(s,t) head."""
     logits = model(batch.edges, batch.edge_mask, batch.s, batch.t, n_pad)
     return _masked_ce(logits, batch.d_st, jnp.ones_like(batch.d_st, bool))
+
+
+def overseer_st(batch: GraphBatch, overseer: str, reach: int, classes: int) -> jax.Array:
+    """(B,) o(s,t): the overseer's answer to each example's own question, from the generator's BFS distances."""
+    return OVERSEERS[overseer](batch.d_st[:, None], batch.dist_s, reach, classes)[:, 0]
+
+
+def pretrain_loss(
+    model: PathModel, batch: GraphBatch, n_pad: int, overseer: str = "", reach: int = 0
+) -> tuple[jax.Array, dict]:
+    """The pretraining objective: the d(s,t) cross-entropy, plus, with an `overseer` (its `reach` the checked
+    size n), the cross-entropy of the head's second question against o(s,t). Logs both accuracies."""
+    if not overseer:
+        loss, acc = d_st_loss(model, batch, n_pad)
+        return loss, {"acc": acc}
+    logits = model.d_st_head(*model.encode(batch.edges, batch.edge_mask, batch.s, batch.t, n_pad))
+    o_st = overseer_st(batch, overseer, reach, logits.shape[-1])
+    truth, acc = _masked_ce(logits[:, 0], batch.d_st, jnp.ones_like(batch.d_st, bool))
+    belief, overseer_acc = _masked_ce(logits[:, 1], o_st, jnp.ones_like(o_st, bool))
+    return truth + belief, {"acc": acc, "overseer_acc": overseer_acc}
 
 
 @dataclasses.dataclass(frozen=True)
