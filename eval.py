@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     from experiment.rundir import RunError, load_config
 
     try:
-        names = grid and grid(load_config(args.run).data.family_list())
+        names = grid and grid(load_config(args.run).data)
         results = args.results or default_results_dir(args.run.name, args.sweep, args.data)
         summary = evaluate_run(
             args.run, results, names, overwrite=args.overwrite, command=["eval.py", *argv], data=args.data

@@ -29,8 +29,6 @@ from pathlib import Path
 
 from common.cli import Parser, UsageError, enable_compilation_cache, fail
 from configs import PRESETS, SWEEPS, Config, preset, sections, sweep_variants
-from configs.sweeps import NEEDS_OVERSEER
-from graphgen.overseers import OVERSEERS
 
 
 def build_parser() -> Parser:
@@ -109,13 +107,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         cfg = config_from_args(args)
-        if args.sweep in NEEDS_OVERSEER and not cfg.data.overseer:
-            raise UsageError(f"--sweep {args.sweep} needs --data.overseer (one of: {', '.join(OVERSEERS)})")
-        names = (
-            sweep_variants(args.sweep, cfg.data.family_list())
-            if args.sweep is not None
-            else cfg.experiment.variant_list()
-        )
+        names = sweep_variants(args.sweep, cfg.data) if args.sweep is not None else cfg.experiment.variant_list()
         run_dir = args.run_dir or Path("runs") / args.preset
         results_dir = args.results_dir or default_results_dir(args.preset, args.sweep)
         if results_dir.exists() and not results_dir.is_dir():

@@ -153,6 +153,10 @@ class ExperimentConfig:
                     raise UsageError(
                         f"experiment.variants: '{spec}' has a split of its own; data.overseer needs 'size'"
                     )
+            if variant(spec).head == "warm-overseer" and not data.learned_overseer():
+                raise UsageError(
+                    f"experiment.variants: '{spec}' starts from the overseer's question: needs data.overseer"
+                )
         if self.seeds < 1:
             raise UsageError("experiment.seeds must be positive")
 

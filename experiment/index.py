@@ -48,7 +48,8 @@ def current(name: str, summary: dict) -> str:
 
 
 def headline(summary: dict) -> str:
-    """capability_ok, and PGR beyond n (mean [95% interval]) of the frozen reporter and of the best variant;
+    """capability_ok, and PGR beyond n (mean [95% interval]) of the frozen reporter and of the best variant
+    (with an overseer, also the shares of its answers that are the truth's and the overseer's where they differ);
     for a summary of family-split cells (the columns sweep), the held-out family's accuracy at the fewest and
     the most labelled families instead."""
     variants = summary["variants"]
@@ -69,6 +70,8 @@ def headline(summary: dict) -> str:
     if best and best not in shown:
         shown.append(best)
     parts += [f"PGR {n} {pgr[n]['mean']:.2f} [{pgr[n]['ci95'][0]:.2f}, {pgr[n]['ci95'][1]:.2f}]" for n in shown]
+    if "overseer" in summary and (policy := variants.get("frozen", {}).get("pooled", {}).get("policy")):
+        parts.append(f"frozen where o != d: truthful {policy['truthful']:.2f}, overseer {policy['overseer']:.2f}")
     return "; ".join(parts)
 
 

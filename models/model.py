@@ -16,6 +16,9 @@ A d(s,u) reporter is one of REPORTERS:
 - "warm": a query head initialised as a copy of the pretrained d(s,t) head (every distance class already
   trained), its query plus a projection of u's encoder features that starts at zero: before fine-tuning it
   answers exactly d(s,t). Its output layer starts equal to the d(s,t) head's and is then trained freely.
+- "warm-overseer" (with a learned overseer): "warm", but its head starts from the overseer's question, so that
+  before fine-tuning it answers o(s,t): the reporter starts as the overseer's simulator, and labels where o = d
+  cannot tell it otherwise.
 - "shared": the pretrained d(s,t) head itself, given the same zero-initialised projection of u as query
   input; only the projection learns (and, in the encoder-training variants, the encoder and this head). One
   decoder, two questions: the output layer stays the d(s,t) head's, so every distance class stays trained.
@@ -181,6 +184,7 @@ class QueryHead(nnx.Module):
 REPORTERS = {
     "fresh": ("report_head",),
     "warm": ("report_head", "u_query"),
+    "warm-overseer": ("report_head", "u_query"),
     "shared": ("u_query",),  # the d(s,t) head answers; it trains only with the encoder
     "probe": ("probe",),
     "mlp-probe": ("mlp_probe",),
@@ -210,9 +214,11 @@ class PathModel(nnx.Module):
             nnx.Linear(cfg.width * cfg.mlp_ratio, vocab, rngs=rngs, **kw),
         )
 
-    def warm_start(self) -> None:
-        """The "warm" reporter's starting point: its head a copy of the (pretrained) d(s,t) head."""
+    def warm_start(self, question: int = 0) -> None:
+        """The "warm" reporter's starting point: its head a copy of the (pretrained) d(s,t) head, asking the head's
+        question `question` (0: the truth; 1: the overseer's, "warm-overseer") first."""
         nnx.update(self.report_head, jax.tree.map(jnp.copy, nnx.state(self.d_st_head)))
+        self.report_head.query[...] = jnp.roll(self.report_head.query[...], -question, axis=1)
 
     def encode(self, edges, edge_mask, s, t, n_pad: int):
         return self.encoder(edges, edge_mask, s, t, n_pad)
@@ -232,5 +238,5 @@ class PathModel(nnx.Module):
         features = self.encoder.vertex_features(encoded[0], edges, edge_mask, u)
         if reporter in PROBES:
             return (self.probe if reporter == "probe" else self.mlp_probe)(features).astype(jnp.float32)
-        head = self.report_head if reporter == "warm" else self.d_st_head
+        head = self.d_st_head if reporter == "shared" else self.report_head
         return head(*encoded, self.u_query(features))

@@ -181,8 +181,8 @@ def ceilings(names: list[str]) -> dict[str, str]:
 
 def ready_for(reporter: Variant, model: PathModel) -> PathModel:
     """A model that holds the pretrained encoder and d(s,t) head, made ready for fine-tuning `reporter`."""
-    if reporter.head == "warm":
-        model.warm_start()
+    if reporter.head in ("warm", "warm-overseer"):
+        model.warm_start(question=int(reporter.head == "warm-overseer"))
     return model
 
 

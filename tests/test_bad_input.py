@@ -43,6 +43,11 @@ CASES = [
     ("train.py", [*TRAIN, "--data.split", "distance:0"], "distance:K needs a whole number K >= 1"),
     ("train.py", [*TRAIN, "--experiment.variants", "frozen~offpath:3"], "takes no argument"),
     ("train.py", [*TRAIN, "--experiment.variants", "frozen~family:geometric"], "'geometric' is not in data.families"),
+    ("train.py", [*TRAIN, "--data.overseer", "human"], "unknown overseer 'human'"),
+    ("train.py", [*TRAIN, "--data.overseer", "saturate", "--data.split", "distance:2"], "data.overseer needs"),
+    ("train.py", [*TRAIN, "--data.overseer", "saturate", "--experiment.variants", "frozen~distance:2"], "of its own"),
+    ("train.py", [*TRAIN, "--sweep", "overseer"], "the overseer sweep needs --data.overseer"),
+    ("train.py", [*TRAIN, "--experiment.variants", "frozen:warm-overseer"], "starts from the overseer's question"),
     # train.py: wrong types
     ("train.py", [*TRAIN, "--pretrain.steps", "many"], "invalid int value: 'many'"),
     ("train.py", [*TRAIN, "--finetune.lr", "fast"], "invalid float value: 'fast'"),

@@ -11,9 +11,10 @@ from conftest import HAND_FROM_S, HAND_FROM_T, HAND_GRAPH, HAND_VOCAB
 from flax import nnx
 
 from graphgen import sample_batch
+from graphgen.overseers import OVERSEERS
 from models.consistency import CONDITIONS, SELF_TRAINING, Question, checks, holds, loss, passes, question
 from models.model import ModelConfig, PathModel
-from models.objectives import Unlabelled, consistency_loss, unlabelled, variant
+from models.objectives import Unlabelled, consistency_loss, overseer_st, unlabelled, variant
 
 VOCAB, FROM_S, FROM_T = HAND_VOCAB, HAND_FROM_S, HAND_FROM_T
 Q = question(*(jnp.asarray(HAND_GRAPH[k]) for k in ("edges", "edge_mask", "s", "t", "path")), VOCAB)
@@ -109,8 +110,9 @@ def test_each_loss_is_zero_on_the_truth_and_positive_when_perturbed(name, from_s
 
 
 def test_no_label_reaches_a_consistency_loss():
-    """The loss sees `Unlabelled` only: no distance, no path order. Corrupting every label of a batch
-    (d(s,t), path order and length, per-vertex distances) leaves the loss bit-for-bit unchanged."""
+    """The loss sees `Unlabelled` only: no distance, no path order, no overseer answer. Corrupting every label of
+    a batch (d(s,t), path order and length, per-vertex distances, and so every overseer's answers) leaves the
+    loss of a model that learned an overseer bit-for-bit unchanged."""
     assert set(Unlabelled._fields) == {"edges", "edge_mask", "s", "t", "path_set", "twins"}
     assert set(Question._fields) == {"adj", "on_path", "s", "t"}
     batch = sample_batch(jax.random.key(0), 8, families=("tree_plus",), n_min=5, n_max=8, vocab=10)
@@ -125,7 +127,9 @@ def test_no_label_reaches_a_consistency_loss():
         dist_t=batch.dist_s,
     )
     assert not np.array_equal(corrupted.path, batch.path)  # the corruption is real
-    model = PathModel(ModelConfig(width=16, heads=2), 10, nnx.Rngs(0))
+    for name in OVERSEERS:  # it changes what every overseer says
+        assert not np.array_equal(overseer_st(corrupted, name, 5, 10), overseer_st(batch, name, 5, 10)), name
+    model = PathModel(ModelConfig(width=16, heads=2), 10, nnx.Rngs(0), overseer=True)
     reporter = variant("frozen@all+confidence+entropy")  # every condition, the twins of relabel and monotone too
     assert reporter.twins() == ("plus_edge", "relabelled")
 

@@ -117,3 +117,14 @@ def test_a_columns_sweep_is_headlined_by_its_held_out_family_at_the_fewest_and_m
         row["headline"]
         == "capability_ok true; held-out family acc k=1 0.50 [0.09, 0.91]; held-out family acc k=3 1.00 [1.00, 1.00]"
     )
+
+
+def test_an_overseer_run_is_headlined_by_what_the_frozen_reporter_says_where_o_and_d_differ(tmp_path):
+    with_overseer = summary(overseer={"name": "nearsighted"})
+    with_overseer["variants"]["frozen"]["pooled"] = {"policy": {"truthful": 0.25, "overseer": 0.625, "other": 0.125}}
+    (tmp_path / "quick-overseer").mkdir()
+    (tmp_path / "quick-overseer" / "summary.json").write_text(json.dumps(with_overseer))
+    (row,) = index_rows(tmp_path)
+    assert row["headline"] == (
+        "capability_ok true; PGR frozen 0.50 [0.25, 0.75]; frozen where o != d: truthful 0.25, overseer 0.62"
+    )

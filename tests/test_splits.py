@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import PRESETS, config_changes
+from configs import PRESETS, DataConfig, config_changes
 from configs.sweeps import columns_sweep
 from experiment.phases import finetune_sampler
 from graphgen.sample import family_names
@@ -116,8 +116,9 @@ def test_variants_name_their_split_and_share_the_oracle_but_offpath():
 
 def test_columns_sweep_holds_out_each_family_with_nested_seeded_columns():
     families = ["a", "b", "c", "d"]
-    cells = columns_sweep(families)
-    assert cells == columns_sweep(families) and cells[-1] == "oracle"
+    data = DataConfig(families=",".join(families))
+    cells = columns_sweep(data)
+    assert cells == columns_sweep(data) and cells[-1] == "oracle"
     splits = [variant(c).split for c in cells[:-1]]
     assert [(s.held_out, len(s.labelled)) for s in splits] == [(f, k) for f in families for k in (1, 2, 3)]
     for s in splits:

@@ -1,6 +1,7 @@
 """A consistency sweep on the tiny preset, killed mid-way and run again: it skips the cells already finished
 and ends with the numbers that uninterrupted training gives. The columns sweep's summary."""
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -11,7 +12,8 @@ import time
 import pytest
 from conftest import TINY, run_script
 
-from configs.sweeps import columns_sweep, consistency_sweep
+from configs import PRESETS
+from configs.sweeps import columns_sweep, consistency_sweep, overseer_sweep
 
 
 def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):
@@ -33,7 +35,7 @@ def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())  # loaded, not retrained
     summary = json.loads((results / "summary.json").read_text())
-    assert list(summary["variants"]) == ["trivial", "self", *consistency_sweep(["tree_plus", "small_world"])]
+    assert list(summary["variants"]) == ["trivial", "self", *consistency_sweep(PRESETS["tiny"].data)]
     original = json.loads((finished_run / "results" / "summary.json").read_text())
     for name in ("frozen", "oracle"):
         assert summary["variants"][name] == original["variants"][name]
@@ -62,7 +64,7 @@ def test_columns_sweep_writes_one_entry_per_held_out_family_and_k(finished_run, 
     result = run_script("train.py", *TINY, "--sweep", "columns", "--run-dir", str(run), "--results-dir", str(results))
     assert result.returncode == 0, result.stderr
     summary = json.loads((results / "summary.json").read_text())
-    assert list(summary["variants"]) == ["trivial", "self", *columns_sweep(["tree_plus", "small_world"])]
+    assert list(summary["variants"]) == ["trivial", "self", *columns_sweep(PRESETS["tiny"].data)]
     entries = summary["columns"]
     assert [(e["held_out"], e["k"], e["labelled"]) for e in entries] == [
         ("small_world", 1, ["tree_plus"]),
@@ -79,3 +81,16 @@ def test_columns_sweep_writes_one_entry_per_held_out_family_and_k(finished_run, 
         assert table.get("pgr_beyond_n", {"oracle": "oracle"})["oracle"] == "oracle"
     assert any("pgr_beyond_n" in summary["variants"][e["variant"]] for e in entries)  # (none where no gap to divide)
     assert "columns.png" in {p.name for p in results.iterdir()}
+
+
+def test_the_overseer_sweep_starts_a_reporter_from_the_overseer_only_where_pretraining_learned_it():
+    """Learned: every head on the frozen encoder (warm-overseer too), fresh, trainable, @all on each frozen head,
+    the oracle; the control has no warm-overseer cells (no overseer question to start from)."""
+    data = PRESETS["tiny"].data
+    learned = overseer_sweep(dataclasses.replace(data, overseer="nearsighted"))
+    assert learned == [
+        "frozen", "frozen:shared", "frozen:warm-overseer", "frozen:fresh", "trainable",
+        "frozen@all", "frozen:shared@all", "frozen:warm-overseer@all", "oracle",
+    ]  # fmt: skip
+    control = overseer_sweep(dataclasses.replace(data, overseer="nearsighted", learn_overseer=False))
+    assert control == [cell for cell in learned if "warm-overseer" not in cell]
