@@ -149,29 +149,37 @@ def plot_columns(summary: dict, out: Path) -> None:
 
 def plot_policy(summary: dict, out: Path) -> None:
     """policy.png, where the run has an overseer: on the path queries where the overseer and the truth disagree,
-    the share of answers that are the truth (left) and the overseer's (right) against size, every variant with
-    its 95% interval over seeds; the self-queries of both pretrained questions in black; the share of path
-    queries that disagree in grey."""
+    the share of answers that are the truth (left) and the overseer's (right), against graph size (top; the
+    share of path queries that disagree in grey, n and N marked) and against the true distance d(s,u)
+    (bottom; n - 1, the longest labelled distance, marked), every variant with its 95% interval over seeds,
+    the self-queries of both pretrained questions in black."""
     if "overseer" not in summary:
         return
     names = [n for n in summary["variants"] if n not in BASELINES]
-    fig, axes = plt.subplots(1, 2, figsize=(12.8, 4.6), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(12.8, 8.4), sharey=True)
     disagree = summary["overseer"]["disagree_by_size"]
-    panels = (("truthful", "says the truth d"), ("overseer", "says the overseer's o"))
-    for ax, (metric, title) in zip(axes, panels, strict=True):
-        x = sorted((n for n in disagree if disagree[n]["share"] > 0), key=int)
-        ax.bar([int(n) for n in x], [disagree[n]["share"] for n in x], color="0.85", label="o differs from d")
-        for name, style in (("self", "k-."), ("self-overseer", "k:")):
-            if name in summary["variants"]:
-                table = summary["variants"][name]["policy_by_size"]
-                sizes = sorted(table, key=int)
-                ax.plot([int(n) for n in sizes], [table[n][metric] for n in sizes], style, label=f"{name}-query")
-        for name in names:
-            table = summary["variants"][name]["policy_by_size"]
-            _band(ax, table, metric, 0.15, marker="o", label=name, color=_color(summary, name))
-        ax.set(xlabel="graph size (vertices)", ylim=(-0.02, 1.05), title=title)
-        _limits(ax, summary)
-    axes[0].set_ylabel("fraction of queries where o != d")
+    for row, by in enumerate(("size", "distance")):
+        for ax, metric in zip(axes[row], ("truthful", "overseer"), strict=True):
+            if by == "size":
+                x = sorted((n for n in disagree if disagree[n]["share"] > 0), key=int)
+                ax.bar([int(n) for n in x], [disagree[n]["share"] for n in x], color="0.88", label="o differs from d")
+            for name, style in (("self", "k-."), ("self-overseer", "k:")):
+                if name in summary["variants"]:
+                    table = summary["variants"][name][f"policy_by_{by}"]
+                    keys = sorted(table, key=int)
+                    ax.plot([int(k) for k in keys], [table[k][metric] for k in keys], style, label=f"{name}-query")
+            for name in names:
+                table = summary["variants"][name][f"policy_by_{by}"]
+                _band(ax, table, metric, 0.15, marker="o", label=name, color=_color(summary, name))
+            says = "the truth d" if metric == "truthful" else "the overseer's o"
+            xlabel = "graph size (vertices)" if by == "size" else "true distance d(s,u)"
+            ax.set(xlabel=xlabel, ylim=(-0.02, 1.05), title=f"says {says}, by {by}")
+            if by == "size":
+                _limits(ax, summary)
+            else:
+                ax.axvline(summary["n_report"] - 0.5, color="0.3", ls="--", lw=1)
+                ax.text(summary["n_report"] - 0.4, 1.0, "longest labelled distance", va="top", fontsize=8, color="0.3")
+        axes[row][0].set_ylabel("fraction of the queries where o != d")
     seeds = max(v["seeds"] for v in summary["variants"].values())
     fig.suptitle(
         f"which answer the reporter gives where the overseer ({summary['overseer']['name']}"
@@ -179,7 +187,8 @@ def plot_policy(summary: dict, out: Path) -> None:
         f"bands: 95% interval over {seeds} seeds",
         fontsize=10,
     )
-    _legend(axes[1], len(names) + 3)
+    _legend(axes[0][1], len(names) + 3)
+    fig.tight_layout()
     _save(fig, out, "policy.png")
 
 

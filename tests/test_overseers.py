@@ -16,6 +16,7 @@ from flax import nnx
 
 from configs import PRESETS
 from experiment.metrics import (
+    at_target,
     capability,
     disagreement,
     overseer_labels,
@@ -125,6 +126,13 @@ def test_which_policy_the_answers_follow_by_hand():
     assert pooled_policy(policy, only_agreeing) == {"truthful": None, "overseer": None, "other": None}
 
 
+def test_the_overseers_answer_to_the_question_itself_by_hand():
+    """o(s,t) at t = 4 (d = 3): nearsighted (reach 3) 1, saturate 2."""
+    _, queries, o = hand_policy([0] * HAND_VOCAB)
+    assert at_target(o, ARRAYS).tolist() == [1]
+    assert at_target(overseer_labels("saturate", queries, 3, HAND_VOCAB), ARRAYS).tolist() == [2]
+
+
 def test_the_disagreement_share_by_size_by_hand():
     """2 of the hand graph's 4 path queries disagree; saturate at reach 3 disagrees at id 4 only (d 3 vs 2)."""
     _, queries, o = hand_policy([0] * HAND_VOCAB)
@@ -207,6 +215,8 @@ def test_a_run_with_an_overseer_reports_which_policy_each_reporter_follows(tmp_p
             for shares in table.values():
                 assert sum(shares[m] for m in ("truthful", "overseer", "other")) == pytest.approx(1.0), name
         assert all(int(d) >= 1 for d in row["policy_by_distance"])  # o(s,s) = d(s,s) = 0
+    variants = summary["variants"]  # the second question's self-query is not the first's
+    assert variants["self-overseer"]["policy_by_size"] != variants["self"]["policy_by_size"]
     assert (tmp_path / "results" / "policy.png").stat().st_size > 10_000
 
 
