@@ -17,6 +17,7 @@ from experiment.metrics import (
     add_pgr,
     aggregate,
     aggregate_pooled,
+    at_target,
     capability,
     disagreement,
     overseer_labels,
@@ -183,7 +184,7 @@ def evaluate_run(
     held_out = {name: masks[split_of[name]][1] for name in names}
     ceiling = add_held_out_pgr(variants, correct, held_out, oracle_of, seeds)
     o_hat = predictions(pretrained, arrays, n_max, overseer=True) if learned else None
-    o_st = o_label[np.arange(len(arrays["t"])), arrays["t"] - 1] if learned else None
+    o_st = at_target(o_label, arrays) if learned else None
     known = capability(d_hat, arrays, n_max, o_hat, o_st)
     known["knows_su_by_size"] = {n: row["acc"] for n, row in variants["self"]["by_size"].items()}
     known["knows_su_by_distance"] = {d: row["acc"] for d, row in variants["self"]["by_distance"].items()}

@@ -190,6 +190,11 @@ def overseer_labels(name: str, queries: dict, reach: int, classes: int) -> np.nd
     return np.asarray(OVERSEERS[name](jnp.asarray(label), jnp.asarray(label), reach, classes))
 
 
+def at_target(per_vertex: np.ndarray, arrays: dict) -> np.ndarray:
+    """(B,) the value of a (B, V) per-vertex-id table at each question's t (e.g. the overseer's o(s,t))."""
+    return per_vertex[np.arange(len(arrays["t"])), arrays["t"] - 1]
+
+
 def disagreement(queries: dict, overseer: np.ndarray, arrays: dict) -> dict[str, dict]:
     """Per graph size, the path queries and the share of them where the overseer and the truth disagree."""
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], overseer.shape)
