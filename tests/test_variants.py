@@ -47,18 +47,20 @@ CONTRACTS = {
 HEAD_GROUPS = {
     "fresh": {"report_head"},
     "warm": {"report_head", "u_query"},
+    "warm-overseer": {"report_head", "u_query"},  # warm, started from the overseer's question
     "shared": {"u_query"},
     "probe": {"probe"},
     "mlp-probe": {"mlp_probe"},
 }
 # Every base variant with its default head, and the decoder-query bases with every other head.
 BASES = ("frozen", "trainable", "trainable+dst", "oracle", "consistency-only")
-SPECS = [*VARIANTS, *(f"{base}:{head}" for base in BASES for head in ("fresh", "shared"))]
+SPECS = [*VARIANTS, *(f"{base}:{head}" for base in BASES for head in ("fresh", "shared")), "frozen:warm-overseer"]
 
 
-# The tiny preset's sizes (n_min = 3, n = 4, N = 6); a one-block model (the contracts are about parameter
-# groups, not the encoder's design) that compiles fast; no weight decay, so a group without gradient stays put.
-CFG = PRESETS["tiny"]
+# The tiny preset's sizes (n_min = 3, n = 4, N = 6) with an overseer learned (a d(s,t) head of two questions,
+# for warm-overseer); a one-block model (the contracts are about parameter groups, not the encoder's design) that
+# compiles fast; no weight decay, so a group without gradient stays put.
+CFG = PRESETS["tiny"].replace(data={"overseer": "nearsighted"})
 CFG = dataclasses.replace(
     CFG,
     model=ModelConfig(encoder="edges", width=8, heads=1, layers=1, mlp_ratio=1),
