@@ -10,7 +10,7 @@ from common.cli import UsageError
 from common.files import write_atomic, write_json
 from configs import config_changes
 from experiment import compare
-from experiment.metrics import METRICS
+from experiment.metrics import METRICS, POLICY
 from experiment.summary import read_summary
 
 
@@ -55,7 +55,7 @@ def write_results(summary: dict, results_dir: Path, log: list[dict] | None = Non
 
 def metrics_csv(summary: dict) -> str:
     """One row per variant, breakdown, key and metric: mean, 95% interval and seed count (PGR and the
-    capability numbers have no interval)."""
+    capability numbers have no interval); with an overseer, the policy shares as metrics policy_SHARE."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["variant", "by", "value", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
@@ -67,7 +67,14 @@ def metrics_csv(summary: dict) -> str:
                     writer.writerow([name, by, value, m, f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]])
                 if row.get("pgr") is not None:
                     writer.writerow([name, by, value, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
-    for name in ("d_st_acc_by_size", "knows_su_by_size", "probe_acc_by_size", "mlp_probe_acc_by_size"):
+            for value, row in table.get(f"policy_by_{by}", {}).items():  # runs with an overseer
+                for m in POLICY:
+                    low, high = row.get(f"{m}_ci95", [row[m], row[m]])
+                    cells = [f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]]
+                    writer.writerow([name, by, value, f"policy_{m}", *cells])
+    for name in (
+        "d_st_acc_by_size", "o_st_acc_by_size", "knows_su_by_size", "probe_acc_by_size", "mlp_probe_acc_by_size"
+    ):  # fmt: skip
         for size, acc in summary["capability"].get(name, {}).items():
             writer.writerow(["capability", "size", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
     return out.getvalue()

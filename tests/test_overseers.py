@@ -3,6 +3,7 @@ labelled query and differs on larger graphs, recomputed independently with netwo
 that learns them; which policy a reporter's answers follow, on hand-made answers; the capability check that
 needs both questions; and no overseer answer reaches a consistency loss."""
 
+import csv
 import json
 
 import jax
@@ -215,6 +216,15 @@ def test_a_run_with_an_overseer_reports_which_policy_each_reporter_follows(tmp_p
             for shares in table.values():
                 assert sum(shares[m] for m in ("truthful", "overseer", "other")) == pytest.approx(1.0), name
         assert all(int(d) >= 1 for d in row["policy_by_distance"])  # o(s,s) = d(s,s) = 0
+    with (tmp_path / "results" / "metrics.csv").open() as f:  # the same shares in metrics.csv
+        written = {(r["variant"], r["by"], r["value"], r["metric"]): float(r["mean"]) for r in csv.DictReader(f)}
+    for name, row in summary["variants"].items():
+        for by in ("size", "distance"):
+            for value, shares in row[f"policy_by_{by}"].items():
+                for m in ("truthful", "overseer", "other"):
+                    assert written[(name, by, value, f"policy_{m}")] == pytest.approx(shares[m], rel=1e-5, abs=1e-9)
+    for size, acc in summary["capability"]["o_st_acc_by_size"].items():
+        assert written[("capability", "size", size, "o_st_acc")] == pytest.approx(acc, rel=1e-5)
     variants = summary["variants"]  # the second question's self-query is not the first's
     assert variants["self-overseer"]["policy_by_size"] != variants["self"]["policy_by_size"]
     assert (tmp_path / "results" / "policy.png").stat().st_size > 10_000
