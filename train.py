@@ -2,7 +2,7 @@
 
     python train.py --preset quick                         # 2-core CPU, ~9 min: results/quick/
     python train.py --preset quick --sweep consistency     # the consistency-loss grid: results/quick-consistency/
-    python train.py --preset quick --sweep overseer --data.overseer nearsighted  # results/quick-overseer/
+    python train.py --preset quick --sweep overseer --data.overseer nearsighted --pretrain.steps 2400
     python train.py --preset paper --model.width 256       # any config field can be overridden
     python train.py --preset quick --experiment.variants frozen,frozen@range+bellman=0.5,oracle
     python train.py --preset quick --resume                # continue a killed run to the same numbers
