@@ -31,9 +31,14 @@ from graphgen import edge_capacity, family_names, sample_examples
 BATCH = {16: 4096, 64: 2048, 256: 256}
 
 
+def batch_size(n: int) -> int:
+    """Graphs per generator call at size n: BATCH, else about 65,536 vertices' worth (at least 64)."""
+    return BATCH.get(n, max(64, 65536 // n))
+
+
 def graphgen_rate(n: int, seconds: float) -> float:
     """Examples/s of `sample_examples` over all families (equal counts), compile time excluded."""
-    batch = BATCH.get(n, max(64, 65536 // n))
+    batch = batch_size(n)
     sizes = jnp.full((batch,), n)
     base = jax.random.key(0)
 

@@ -1,6 +1,6 @@
 """Benchmark: what bounds graphgen's generator on a CPU (issue #15: why not 30x a networkx loop).
 
-Run:  python bench/gen_bound.py [--sizes 16,64] [--seconds 2]
+Run (repository root):  python -m bench.gen_bound [--sizes 16,64] [--seconds 2]
 
 For each n and family, on the generator's own batches (bench/gen.py's batch sizes), side by side in one run:
 - the whole generator (`sample_examples`), examples/s;
@@ -18,10 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench.gen import batch_size
 from graphgen import family_names, sample_examples
 from graphgen.bfs import bfs, component_roots
-
-BATCH = {16: 4096, 64: 2048, 256: 256}
 
 
 def seconds_per_call(fn, *args, seconds: float) -> float:
@@ -36,7 +35,7 @@ def seconds_per_call(fn, *args, seconds: float) -> float:
 def measure(n: int, name: str, seconds: float) -> dict:
     """The generator's rate on one family at size n, the time shares of its BFS passes and labelling (replayed on
     the same graphs), and the BFS levels per graph, mean and batch max."""
-    batch = BATCH[n]
+    batch = batch_size(n)
     keys, sizes = jax.random.split(jax.random.key(0), batch), jnp.full((batch,), n)
     generate = partial(sample_examples, family=name, n_pad=n, vocab=n)
     whole = seconds_per_call(generate, keys, sizes, seconds=seconds)

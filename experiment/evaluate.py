@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from common.cli import UsageError
 from common.provenance import provenance
+from configs import DataConfig
 from experiment.hosts import barrier, is_primary
 from experiment.metrics import (
     add_held_out_pgr,
@@ -245,7 +246,7 @@ def columns(variants: dict, split_of: dict, families: list[str]) -> list[dict]:
     return sorted(entries, key=lambda e: (e["held_out"], e["k"]))
 
 
-def overseer_summary(data, queries: dict, o_label: np.ndarray, arrays: dict) -> dict:
+def overseer_summary(data: DataConfig, queries: dict, o_label: np.ndarray, arrays: dict) -> dict:
     """The run's overseer: its name, whether pretraining learned it, the checked size it equals d up to, and the
     share of path queries where it disagrees with the truth, by size."""
     return {

@@ -199,10 +199,8 @@ def disagreement(queries: dict, overseer: np.ndarray, arrays: dict) -> dict[str,
     """Per graph size, the path queries and the share of them where the overseer and the truth disagree."""
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], overseer.shape)
     valid, differs = queries["valid"], overseer != queries["label"]
-    return {
-        str(n): {"queries": int((valid & (sizes == n)).sum()), "share": float(differs[valid & (sizes == n)].mean())}
-        for n in np.unique(sizes[valid])
-    }
+    at = {n: valid & (sizes == n) for n in np.unique(sizes[valid])}
+    return {str(n): {"queries": int(rows.sum()), "share": float(differs[rows].mean())} for n, rows in at.items()}
 
 
 def policy_outcomes(pred_s: np.ndarray, queries: dict, overseer: np.ndarray) -> dict[str, np.ndarray]:
