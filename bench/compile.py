@@ -41,11 +41,14 @@ def runs(cfg, name: str) -> list:
     sample, batch_size = finetune_sampler(cfg, reporter), cfg.finetune.batch_size
     shared = make_train_step(graphdef, tx, loss_fn, sample, batch_size)
 
+    def one_batch(batch):  # the update takes a draw of batches and the index of one
+        return jax.tree.map(lambda x: x[None], batch)
+
     def fused():  # a new jit each time: the two "generation in step" ways must not share a compiled program
-        return jax.jit(
-            lambda p, o, r, key, i, *a: shared.update(p, o, r, sample(jax.random.fold_in(key, i), batch_size), *a),
-            donate_argnums=(0, 1),
-        )
+        def step(p, o, r, key, i, *a):
+            return shared.update(p, o, r, one_batch(sample(jax.random.fold_in(key, i), batch_size)), 0, *a)
+
+        return jax.jit(step, donate_argnums=(0, 1))
 
     made = []
     for step, placed in ((fused(), False), (fused(), True), (shared, True)):

@@ -1,6 +1,7 @@
 """Benchmark: a seed sweep trained as one vmapped program vs the seeds one after another.
 
 Run (repository root):  python -m bench.seeds [--preset quick|paper] [--dtype float32|bfloat16] [--seeds 8]
+                        [--draw-ahead K]
 
 At the preset's shapes, side by side in one run: examples/s of the `frozen` fine-tuning step (what the
 sweep over seeds repeats) for one seed, which is also the throughput of K seeds run one after another, and
@@ -21,15 +22,17 @@ def main() -> None:
     parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--seeds", type=int, default=8, help="K, seeds in the vmapped step")
+    parser.add_argument("--draw-ahead", type=int, help="batches per generator call (default: the preset's)")
     parser.add_argument("--phase", default="finetune", choices=["finetune", "pretrain"])
     parser.add_argument("--seconds", type=float, default=5.0, help="minimum time per measurement")
     args = parser.parse_args()
     enable_compilation_cache()
 
-    cfg = with_dtype(PRESETS[args.preset], args.dtype)
+    cfg = with_dtype(PRESETS[args.preset], args.dtype, args.draw_ahead)
     make = finetune_step if args.phase == "finetune" else pretrain_step
     print(f"machine: {machine()}")
-    print(f"preset {args.preset}, dtype {args.dtype}, {args.phase} step, K = {args.seeds}")
+    ahead = (cfg.finetune if args.phase == "finetune" else cfg.pretrain).draw_ahead
+    print(f"preset {args.preset}, dtype {args.dtype}, {args.phase} step, K = {args.seeds}, draw ahead {ahead}")
     one, many = make(cfg), make(cfg, seeds=args.seeds)
     single = one.batch_size * rate(one.run, args.seconds)
     vmapped = many.batch_size * rate(many.run, args.seconds)

@@ -101,7 +101,7 @@ def finetune_flops(cfg: Config) -> float:
 def _step(cfg, model, trainable, loss_fn, sample, opt, seeds: int | None) -> Step:
     tx = optimizer(opt)
     graphdef, params, rest = nnx.split(model, trainable, ...)
-    train_step = make_train_step(graphdef, tx, loss_fn, sample, opt.batch_size, seeds=seeds)
+    train_step = make_train_step(graphdef, tx, loss_fn, sample, opt.batch_size, seeds=seeds, draw_ahead=opt.draw_ahead)
     keys = jax.random.key(opt.seed + 1)
     if seeds is not None:  # K copies of the parameters, K data streams: what a vmapped seed sweep trains
         params = jax.tree.map(lambda x: jnp.stack([x] * seeds), params)
@@ -124,14 +124,19 @@ def pretrain_step(cfg: Config, sample=None, seeds: int | None = None) -> Step:
     return dataclasses.replace(step, flops=step.batch_size * pretrain_flops(cfg))
 
 
-def finetune_step(cfg: Config, seeds: int | None = None) -> Step:
-    """The fine-tuning step of the `frozen` variant (report head only, labels on sizes n_min..n)."""
+def finetune_step(cfg: Config, sample=None, seeds: int | None = None) -> Step:
+    """The fine-tuning step of the `frozen` variant (report head only, labels on sizes n_min..n); `sample`
+    replaces the generator (e.g. a fixed batch)."""
     variant = VARIANTS["frozen"]
     loss_fn = partial(report_loss, variant=variant, n_pad=cfg.data.n_max)
-    sample = batch_sampler(cfg, cfg.data.n_report)
+    sample = sample or batch_sampler(cfg, cfg.data.n_report)
     step = _step(cfg, new_model(cfg, cfg.finetune.seed), variant.trainable(), loss_fn, sample, cfg.finetune, seeds)
     return dataclasses.replace(step, flops=step.batch_size * finetune_flops(cfg))
 
 
-def with_dtype(cfg: Config, dtype: str) -> Config:
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=dtype))
+def with_dtype(cfg: Config, dtype: str, draw_ahead: int | None = None) -> Config:
+    """`cfg` computing in `dtype`, and drawing `draw_ahead` batches per generator call in both phases if given."""
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=dtype))
+    if draw_ahead is None:
+        return cfg
+    return cfg.replace(pretrain={"draw_ahead": draw_ahead}, finetune={"draw_ahead": draw_ahead})

@@ -108,9 +108,14 @@ class OptimConfig:
     log_every: int = _field(50, "steps between logged metrics (the only host syncs of the loop)")
     checkpoint_every: int = _field(250, "steps between checkpoints")
     shard_params: bool = _field(False, "shard parameters and optimizer state over the devices (else replicated)")
+    draw_ahead: int = _field(
+        1,
+        "batches drawn per generator call: on an accelerator a larger draw costs little more than one (its BFS "
+        "loops run level by level), so the generator keeps up; every step's batch is the same for any value",
+    )
 
     def validate(self, section: str) -> None:
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "draw_ahead"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{section}.{name} must be positive")
         if not 0 < self.lr < math.inf or self.warmup < 0:  # `not`: a NaN fails every comparison
@@ -188,8 +193,14 @@ class Config:
         budget, n_max = memory_budget(), self.data.n_max
         seeds = self.experiment.seeds if self.experiment.vmap_seeds else 1
         steps = {
-            "pretraining": (self.pretrain.batch_size * self.data.pool, "pretrain.batch_size or data.pool"),
-            "fine-tuning": (2 * self.finetune.batch_size * seeds, "finetune.batch_size"),  # labelled + unlabelled
+            "pretraining": (
+                self.pretrain.batch_size * self.data.pool * self.pretrain.draw_ahead,
+                "pretrain.batch_size, data.pool or pretrain.draw_ahead",
+            ),
+            "fine-tuning": (  # labelled + unlabelled
+                2 * self.finetune.batch_size * seeds * self.finetune.draw_ahead,
+                "finetune.batch_size or finetune.draw_ahead",
+            ),
         }
         for phase, (count, knobs) in steps.items():
             per_device = -(-count // jax.device_count())

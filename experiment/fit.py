@@ -32,14 +32,17 @@ def make_train_step(
     shard_params: bool = False,
     seeds: int | None = None,
     mesh: Mesh | None = None,
+    draw_ahead: int = 1,
 ):
     """A train step that draws its own batch on device from fold_in(data_key, step): the step number alone
     fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Two jitted programs
     per step, both asynchronous (no host sync): the draw, compiled once per distinct `sample` (equal samplers
     share it: the generator's compilation is most of a fine-tuning step's, and every variant with the same
     labels draws the same way), and the update, built once per phase kind and shared by its seeds (same
-    program, other parameters and data key). loss_fn returns the loss and the accuracy, or the loss and a
-    dict of named metrics (with "acc"), all logged. `loss_args` go to loss_fn traced, not baked in: steps
+    program, other parameters and data key). One draw makes the batches of `draw_ahead` steps at once (the
+    generator's BFS loops run level by level, so on an accelerator a larger draw costs little more than one
+    batch); each step's batch is the same for any draw_ahead. loss_fn returns the loss and the accuracy, or
+    the loss and a dict of named metrics (with "acc"), all logged. `loss_args` go to loss_fn traced, not baked in: steps
     that differ only in them (consistency weights) share one program.
 
     Data-parallel over `mesh` (default: every device) in the same code for one device or many: the batch
@@ -58,33 +61,44 @@ def make_train_step(
 
     if seeds is not None:
         update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
-    draw = drawer(sample, batch_size, seeds, mesh)
+    draw = drawer(sample, batch_size, seeds, mesh, draw_ahead)
 
     def constrain(tree):
         return jax.lax.with_sharding_constraint(tree, state_shardings(tree, mesh, shard_params))
 
     @partial(jax.jit, donate_argnums=(0, 1))
-    def update_step(params, opt_state, rest, batch, *loss_args):
+    def update_step(params, opt_state, rest, batches, index, *loss_args):
         if seeds is not None and jax.tree.leaves(params)[0].shape[0] != seeds:
             raise ValueError(f"train step built for {seeds} seeds, given parameters of another seed count")
+        batch = jax.tree.map(lambda x: x[:, index] if seeds is not None else x[index], batches)
         params, opt_state, metrics = update(params, opt_state, rest, batch, loss_args)
         return constrain(params), constrain(opt_state), metrics
 
-    def train_step(params, opt_state, rest, data_key, step, *loss_args):
-        return update_step(params, opt_state, rest, draw(data_key, step), *loss_args)
+    drawn = {"key": None, "first": None, "batches": None}  # the last draw, asynchronous like the update
 
-    train_step.update = update_step  # given a batch (bench/compile.py times the two programs fused into one)
+    def train_step(params, opt_state, rest, data_key, step, *loss_args):
+        first = step - step % draw_ahead
+        if drawn["key"] is not data_key or drawn["first"] != first:
+            drawn.update(key=data_key, first=first, batches=draw(data_key, first))
+        return update_step(params, opt_state, rest, drawn["batches"], step - first, *loss_args)
+
+    train_step.update = update_step  # given batches (bench/compile.py times the two programs fused into one)
     return train_step
 
 
 @lru_cache(maxsize=64)
-def drawer(sample, batch_size: int, seeds: int | None, mesh: Mesh):
-    """The jitted draw(data_key, step) of `sample` (vmapped over K data keys with seeds=K), its batch split
-    over the mesh's `data` axis; one per distinct (sample, batch_size, seeds, mesh)."""
-    draw = lambda key, step: sample(jax.random.fold_in(key, step), batch_size)  # noqa: E731
-    spec = P("data")
+def drawer(sample, batch_size: int, seeds: int | None, mesh: Mesh, ahead: int = 1):
+    """The jitted draw(data_key, first) of `sample`: the batches of steps first..first+ahead-1, each from
+    fold_in(data_key, step), stacked on a leading axis (after the seed axis: vmapped over K data keys with
+    seeds=K), each batch split over the mesh's `data` axis; one per distinct argument tuple."""
+
+    def draw(key, first):
+        steps = first + jnp.arange(ahead)
+        return jax.vmap(lambda step: sample(jax.random.fold_in(key, step), batch_size))(steps)
+
+    spec = P(None, "data")
     if seeds is not None:
-        draw, spec = jax.vmap(draw, in_axes=(0, None)), P(None, "data")
+        draw, spec = jax.vmap(draw, in_axes=(0, None)), P(None, None, "data")
     return jax.jit(draw, out_shardings=NamedSharding(mesh, spec))
 
 

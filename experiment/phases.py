@@ -55,7 +55,13 @@ def pretrain(cfg: Config, run_dir: Path) -> PathModel:
     graphdef = nnx.split(model, PRETRAINED, ...)[0]
     sample = batch_sampler(cfg, cfg.data.n_max, pool=cfg.data.pool)
     step = make_train_step(
-        graphdef, tx, loss_fn, sample, cfg.pretrain.batch_size, shard_params=cfg.pretrain.shard_params
+        graphdef,
+        tx,
+        loss_fn,
+        sample,
+        cfg.pretrain.batch_size,
+        shard_params=cfg.pretrain.shard_params,
+        draw_ahead=cfg.pretrain.draw_ahead,
     )
     return fit([model], PRETRAINED, step, tx, cfg.pretrain, run_dir, [PRETRAIN], [cfg.pretrain.seed])[0]
 
@@ -135,6 +141,7 @@ def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> No
                 cfg.finetune.batch_size,
                 shard_params=cfg.finetune.shard_params,
                 seeds=len(group) if len(group) > 1 else None,
+                draw_ahead=cfg.finetune.draw_ahead,
             )
         phases = [phase_name(name, seed) for seed in group]
         fit(models, trainable, step, tx, cfg.finetune, run_dir, phases, group, loss_args)

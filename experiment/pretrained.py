@@ -61,8 +61,10 @@ def pretraining_config(cfg: Config) -> dict:
             **({"overseer": data.overseer, "n_report": data.n_report} if data.learned_overseer() else {}),
         },
         "model": dataclasses.asdict(cfg.model),
-        "pretrain": {
-            k: v for k, v in dataclasses.asdict(cfg.pretrain).items() if k not in ("log_every", "checkpoint_every")
+        "pretrain": {  # not the fields that leave the parameters as they are
+            k: v
+            for k, v in dataclasses.asdict(cfg.pretrain).items()
+            if k not in ("log_every", "checkpoint_every", "draw_ahead")
         },
     }
 

@@ -72,6 +72,18 @@ class ModelConfig:
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+class Embed(nnx.Embed):
+    """An embedding looked up as a one-hot matmul in float32 (exact), then cast to the compute dtype. Its
+    gradient is a matmul too; a gather's is a scatter-add, and with every example's ids hitting the same few
+    rows (the s/t marks: batch x vocab ids into 3 rows) that scatter serialises on a GPU: in bfloat16 it made
+    the paper preset's pretraining step 4.9x slower than float32 (bench/README.md)."""
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        one_hot = jax.nn.one_hot(ids, self.num_embeddings, dtype=jnp.float32)
+        rows = jnp.matmul(one_hot, self.embedding[...], precision=jax.lax.Precision.HIGHEST)
+        return rows.astype(self.dtype or rows.dtype)
+
+
 class Block(nnx.Module):
     """Pre-norm transformer block; `mask` (B, 1, T, T) says which tokens each token may attend to."""
 
@@ -91,8 +103,8 @@ class Block(nnx.Module):
 
 class EdgeEncoder(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
-        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs, **cfg.layer_args())
-        self.kind = nnx.Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # edge, s, t
+        self.ids = Embed(vocab + 1, cfg.width, rngs=rngs, **cfg.layer_args())
+        self.kind = Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # edge, s, t
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.layers)])
 
     def __call__(self, edges, edge_mask, s, t, n_pad: int):
@@ -124,8 +136,8 @@ def adjacency(edges: jax.Array, edge_mask: jax.Array, vocab: int) -> jax.Array:
 class GraphEncoder(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
         self.vocab, self.loops = vocab, cfg.loops
-        self.ids = nnx.Embed(vocab + 1, cfg.width, rngs=rngs, **cfg.layer_args())
-        self.marks = nnx.Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # other, s, t
+        self.ids = Embed(vocab + 1, cfg.width, rngs=rngs, **cfg.layer_args())
+        self.marks = Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # other, s, t
         self.block = Block(cfg, rngs)
 
     def __call__(self, edges, edge_mask, s, t, n_pad: int):

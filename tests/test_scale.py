@@ -16,7 +16,7 @@ from parallel_steps import CFG, TX, loss_fn, path_graphs
 from experiment.fit import make_train_step
 from experiment.mesh import place
 from experiment.rundir import new_model
-from models.model import ModelConfig, PathModel
+from models.model import Embed, ModelConfig, PathModel
 from models.objectives import PRETRAINED
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,3 +112,59 @@ def test_train_step_over_seeds_equals_one_step_per_seed():
             np.testing.assert_allclose(b[i], a, rtol=1e-5, atol=1e-6)
     # Control: the seeds ended up different, so comparing each with its own slice can fail.
     assert max(np.abs(x[0] - x[1]).max() for x in jax.tree.leaves(many)) > 1e-2
+
+
+def _updated(step, params, keys_and_steps, rest):
+    params = jax.tree.map(jnp.copy, params)  # the step donates its inputs
+    opt_state = TX.init(params)
+    for key, i in keys_and_steps:
+        params, opt_state, _ = step(params, opt_state, rest, key, i)
+    return params
+
+
+def test_draw_ahead_gives_every_step_the_batch_it_would_draw_alone():
+    graphdef, params, rest = nnx.split(new_model(CFG, 0), PRETRAINED, ...)
+    params, rest = place(params, False), place(rest, False)
+    one, ahead = (make_train_step(graphdef, TX, loss_fn, path_graphs, 16, draw_ahead=k) for k in (1, 3))
+    a, b = jax.random.key(10), jax.random.key(11)
+    # 5 steps (not a multiple of 3), then the same step function on another data key (fit trains one seed after
+    # another with one step function) at steps of the last draw: that draw, of key `a`, must not serve key `b`.
+    schedule = [(a, i) for i in range(5)] + [(b, 3), (b, 4), (b, 0)]
+    expected, got = (_updated(step, params, schedule, rest) for step in (one, ahead))
+    for x, y in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # Control: another order of the same steps ends elsewhere, so equality above means the same batches.
+    shuffled = _updated(ahead, params, [(a, i) for i in (0, 1, 2, 4, 3)] + [(b, 3), (b, 0), (b, 4)], rest)
+    assert max(np.abs(x - y).max() for x, y in zip(jax.tree.leaves(shuffled), jax.tree.leaves(got), strict=True)) > 0
+
+
+def test_draw_ahead_over_vmapped_seeds_gives_each_seed_its_own_batches():
+    seeds = (0, 1)
+    graphdef, _, rest = nnx.split(new_model(CFG, 0), PRETRAINED, ...)
+    params = [place(nnx.split(new_model(CFG, seed), PRETRAINED, ...)[1], False) for seed in seeds]
+    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)  # noqa: E731
+    keys = jnp.stack([jax.random.key(seed + 10) for seed in seeds])
+    results = []
+    for draw_ahead in (1, 2):
+        step = make_train_step(graphdef, TX, loss_fn, path_graphs, 16, seeds=len(seeds), draw_ahead=draw_ahead)
+        many, many_opt = stack(params), stack([TX.init(p) for p in params])  # new arrays: the step donates
+        for i in range(3):
+            many, many_opt, _ = step(many, many_opt, rest, keys, i)
+        results.append(many)
+    for x, y in zip(*(jax.tree.leaves(r) for r in results), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_embed_looks_up_exact_rows_and_its_gradient_scatters_nothing(dtype):
+    embed = Embed(5, 4, dtype=dtype, param_dtype=jnp.float32, rngs=nnx.Rngs(0))
+    ids = jnp.array([[0, 4, 4], [2, 2, 2]])
+    table = embed.embedding[...]
+    rows = embed(ids)
+    assert rows.dtype == dtype
+    np.testing.assert_array_equal(rows, table.astype(dtype)[ids])  # each row exactly, ids repeated too
+    # The gradient of the rows' sum: how often each row was looked up (row 2 three times, row 4 twice).
+    graphdef, state = nnx.split(embed)
+    grad = jax.grad(lambda state: nnx.merge(graphdef, state)(ids).astype(jnp.float32).sum())
+    np.testing.assert_array_equal(grad(state)["embedding"][...][:, 0], [1, 0, 3, 0, 2])
+    assert "scatter" not in str(jax.make_jaxpr(grad)(state))
