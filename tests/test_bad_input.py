@@ -66,6 +66,7 @@ CASES = [
     ("train.py", [*TRAIN, "--data.n_max", "200000", "--data.vocab", "200002"], "the largest N that fits is"),
     # ... and the batches drawn at once count: 10^9 fine-tuning batches of a 16-vertex graph are 12 TB
     ("train.py", [*TRAIN, "--finetune.draw_ahead", "1000000000"], "or lower finetune.batch_size or finetune.draw"),
+    ("train.py", [*TRAIN, "--pretrain.draw_ahead", "1000000000"], "or lower pretrain.batch_size, data.pool or pre"),
     ("train.py", [*TRAIN, "--pretrain.draw_ahead", "0"], "pretrain.draw_ahead must be positive"),
     ("train.py", [*TRAIN, "--finetune.lr", "-1"], "finetune.lr must be positive"),
     ("train.py", [*TRAIN, "--pretrain.lr", "nan"], "pretrain.lr must be positive and finite"),

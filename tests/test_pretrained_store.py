@@ -30,6 +30,7 @@ def files(directory) -> dict:
         {"experiment": {"variants": "oracle", "seeds": 5}},
         {"data": {"n_report": 5, "eval_beyond": 0, "eval_per_size": 3, "eval_seed": 9}},
         {"pretrain": {"log_every": 1, "checkpoint_every": 3}},
+        {"pretrain": {"draw_ahead": 4}},  # the same batches, drawn four at a time
     ],
 )
 def test_what_happens_after_pretraining_keeps_the_key(changes):
