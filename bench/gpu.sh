@@ -18,7 +18,7 @@ run() {  # run DIR LIMIT ARGS...: python -m ARGS in DIR, within LIMIT seconds
 }
 
 nvidia-smi -L 2>&1 | tee -a "$log"
-train_step() { run "$1" 120 bench.train_step --preset paper --seconds 1 "${@:2}"; }
+train_step() { run "$1" 180 bench.train_step --preset paper --seconds 1 "${@:2}"; }
 train_step . --dtype bfloat16 --draw-ahead 1
 [ -n "$before" ] && train_step "$before" --dtype bfloat16
 train_step . --dtype float32 --draw-ahead 1
