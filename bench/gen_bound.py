@@ -11,7 +11,6 @@ For each n and family, on the generator's own batches (bench/gen.py's batch size
 """
 
 import argparse
-import time
 from functools import partial
 
 import jax
@@ -19,17 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench.gen import batch_size
+from bench.steps import rate
 from graphgen import family_names, sample_examples
 from graphgen.bfs import bfs, component_roots
 
 
 def seconds_per_call(fn, *args, seconds: float) -> float:
-    jax.block_until_ready(fn(*args))  # compile
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        jax.block_until_ready(fn(*args))
-        calls += 1
-    return (time.perf_counter() - start) / calls
+    return 1 / rate(lambda i: fn(*args), seconds)
 
 
 def measure(n: int, name: str, seconds: float) -> dict:

@@ -17,7 +17,7 @@ import tempfile
 
 import jax
 
-from bench.steps import finetune_step, machine, pretrain_step, with_dtype
+from bench.steps import bench_config, finetune_step, machine, pretrain_step
 from common.cli import enable_compilation_cache
 from configs import PRESETS
 
@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     enable_compilation_cache()
 
-    cfg = with_dtype(PRESETS[args.preset], args.dtype, args.draw_ahead)
+    cfg = bench_config(PRESETS[args.preset], args.dtype, args.draw_ahead)
     step = (pretrain_step if args.phase == "pretrain" else finetune_step)(cfg)
     print(f"machine: {machine()}")
     print(f"preset {args.preset}, dtype {args.dtype}, {args.phase} step, {args.steps} steps traced")

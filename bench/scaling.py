@@ -25,14 +25,14 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.steps import machine, pretrain_step, rate, with_dtype  # noqa: E402
+from bench.steps import bench_config, machine, pretrain_step, rate  # noqa: E402
 from common.cli import enable_compilation_cache  # noqa: E402
 from configs import PRESETS
 from experiment.phases import batch_sampler  # noqa: E402
 
 
 def config(n: int, batch: int, dtype: str):
-    cfg = with_dtype(PRESETS["quick"], dtype)
+    cfg = bench_config(PRESETS["quick"], dtype)
     data = dataclasses.replace(cfg.data, n_max=n, n_report=n - 1, vocab=n, eval_beyond=0)
     return dataclasses.replace(cfg, data=data, pretrain=dataclasses.replace(cfg.pretrain, batch_size=batch))
 

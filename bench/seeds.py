@@ -12,7 +12,7 @@ frozen encoder shared), and their ratio. A vmapped sweep pays off where one seed
 
 import argparse
 
-from bench.steps import finetune_step, machine, pretrain_step, rate, with_dtype
+from bench.steps import bench_config, finetune_step, machine, pretrain_step, rate
 from common.cli import enable_compilation_cache
 from configs import PRESETS
 
@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     enable_compilation_cache()
 
-    cfg = with_dtype(PRESETS[args.preset], args.dtype, args.draw_ahead)
+    cfg = bench_config(PRESETS[args.preset], args.dtype, args.draw_ahead)
     make = finetune_step if args.phase == "finetune" else pretrain_step
     print(f"machine: {machine()}")
     ahead = (cfg.finetune if args.phase == "finetune" else cfg.pretrain).draw_ahead

@@ -134,7 +134,7 @@ def finetune_step(cfg: Config, sample=None, seeds: int | None = None) -> Step:
     return dataclasses.replace(step, flops=step.batch_size * finetune_flops(cfg))
 
 
-def with_dtype(cfg: Config, dtype: str, draw_ahead: int | None = None) -> Config:
+def bench_config(cfg: Config, dtype: str, draw_ahead: int | None = None) -> Config:
     """`cfg` computing in `dtype`, and drawing `draw_ahead` batches per generator call in both phases if given."""
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=dtype))
     if draw_ahead is None:

@@ -21,7 +21,7 @@ import argparse
 import jax
 import jax.numpy as jnp
 
-from bench.steps import finetune_step, machine, pretrain_step, rate, with_dtype
+from bench.steps import bench_config, finetune_step, machine, pretrain_step, rate
 from common.cli import enable_compilation_cache
 from configs import PRESETS
 from experiment.fit import drawer
@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     enable_compilation_cache()
 
-    cfg = with_dtype(PRESETS[args.preset], args.dtype, args.draw_ahead)
+    cfg = bench_config(PRESETS[args.preset], args.dtype, args.draw_ahead)
     size = args.matmul or (2048 if jax.devices()[0].platform == "cpu" else 8192)
     print(f"machine: {machine()}")
     print(f"preset {args.preset}, dtype {args.dtype}, draw ahead {cfg.pretrain.draw_ahead}/{cfg.finetune.draw_ahead}")

@@ -63,21 +63,25 @@ def metrics_csv(summary: dict) -> str:
         for by in ("size", "distance"):
             for value, row in table[f"by_{by}"].items():
                 for m in METRICS:
-                    low, high = row.get(f"{m}_ci95", [row[m], row[m]])
-                    writer.writerow([name, by, value, m, f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]])
+                    writer.writerow([name, by, value, m, *_with_interval(row, m, table["seeds"])])
                 if row.get("pgr") is not None:
                     writer.writerow([name, by, value, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
             for value, row in table.get(f"policy_by_{by}", {}).items():  # runs with an overseer
                 for m in POLICY:
-                    low, high = row.get(f"{m}_ci95", [row[m], row[m]])
-                    cells = [f"{row[m]:.6g}", f"{low:.6g}", f"{high:.6g}", table["seeds"]]
-                    writer.writerow([name, by, value, f"policy_{m}", *cells])
+                    writer.writerow([name, by, value, f"policy_{m}", *_with_interval(row, m, table["seeds"])])
     for name in (
         "d_st_acc_by_size", "o_st_acc_by_size", "knows_su_by_size", "probe_acc_by_size", "mlp_probe_acc_by_size"
     ):  # fmt: skip
         for size, acc in summary["capability"].get(name, {}).items():
             writer.writerow(["capability", "size", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
     return out.getvalue()
+
+
+def _with_interval(row: dict, metric: str, seeds: int) -> list:
+    """The CSV cells of one metric of a table row: mean, 95% interval (the mean twice where the row has none),
+    seed count."""
+    low, high = row.get(f"{metric}_ci95", [row[metric], row[metric]])
+    return [f"{row[metric]:.6g}", f"{low:.6g}", f"{high:.6g}", seeds]
 
 
 def write_comparison(
