@@ -18,7 +18,7 @@ import tempfile
 import jax
 
 from bench.steps import bench_config, finetune_step, machine, pretrain_step
-from common.cli import enable_compilation_cache
+from common.cli import enable_compilation_cache, positive_int
 from configs import PRESETS
 
 WRAPPERS = ("ThunkExecutor", "ThreadpoolListener")  # CPU events that enclose the ops, not ops
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--phase", default="pretrain", choices=["pretrain", "finetune"])
-    parser.add_argument("--draw-ahead", type=int, help="batches per generator call (default: the preset's)")
+    parser.add_argument("--draw-ahead", type=positive_int, help="batches per generator call (default: the preset's)")
     parser.add_argument("--steps", type=int, default=5, help="steps traced")
     parser.add_argument("--top", type=int, default=15, help="ops listed")
     args = parser.parse_args()

@@ -13,7 +13,7 @@ frozen encoder shared), and their ratio. A vmapped sweep pays off where one seed
 import argparse
 
 from bench.steps import bench_config, finetune_step, machine, pretrain_step, rate
-from common.cli import enable_compilation_cache
+from common.cli import enable_compilation_cache, positive_int
 from configs import PRESETS
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--seeds", type=int, default=8, help="K, seeds in the vmapped step")
-    parser.add_argument("--draw-ahead", type=int, help="batches per generator call (default: the preset's)")
+    parser.add_argument("--draw-ahead", type=positive_int, help="batches per generator call (default: the preset's)")
     parser.add_argument("--phase", default="finetune", choices=["finetune", "pretrain"])
     parser.add_argument("--seconds", type=float, default=5.0, help="minimum time per measurement")
     args = parser.parse_args()
