@@ -2,7 +2,9 @@
 
 Encoders (ModelConfig.encoder), both reading exactly the data contract (edges, edge_mask, s, t):
 - "edges": the reference. One token per edge (sum of its endpoint id embeddings) plus s and t tokens, full
-  self-attention, `layers` unshared blocks. Knows nothing about graphs beyond what it learns.
+  self-attention, `layers` unshared blocks. Knows nothing about graphs beyond what it learns. Its attention starts
+  from a mimetic initialisation (`mimetic`; Trockman & Kolter, ICML 2023): query and key kernels equal, so that a
+  token first attends to tokens like itself, edges sharing an endpoint id, the matching a graph search needs.
 - "graph": one token per vertex id, attention masked to graph neighbours + self (the incidence structure
   read off the edge list), a single weight-shared block iterated `loops` times, s/t markers re-injected
   every iteration. One iteration can move information one hop, so `loops` defaults to the padded graph
@@ -27,6 +29,7 @@ A d(s,u) reporter is one of REPORTERS:
 """
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +46,13 @@ class ModelConfig:
     heads: int = dataclasses.field(default=4, metadata={"help": "attention heads"})
     mlp_ratio: int = dataclasses.field(default=2, metadata={"help": "MLP hidden size / width"})
     layers: int = dataclasses.field(default=6, metadata={"help": "blocks of the 'edges' encoder"})
+    mimetic: float = dataclasses.field(
+        default=2.0,
+        metadata={
+            "help": "the 'edges' encoder's attention starts with query kernel = key kernel = this x an orthonormal "
+            "basis (over all heads W_q W_k^T = mimetic^2 I); 0 = flax's default initialisation"
+        },
+    )
     loops: int = dataclasses.field(
         default=0, metadata={"help": "iterations of the 'graph' encoder; 0 = padded graph size"}
     )
@@ -61,6 +71,8 @@ class ModelConfig:
             raise ValueError(f"model.width {self.width} is not divisible by model.heads {self.heads}")
         if self.loops < 0:
             raise ValueError("model.loops must be >= 0")
+        if not 0 <= self.mimetic < math.inf:  # `not`: a NaN fails every comparison
+            raise ValueError("model.mimetic must be >= 0 and finite")
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
 
@@ -106,6 +118,12 @@ class EdgeEncoder(nnx.Module):
         self.ids = Embed(vocab + 1, cfg.width, rngs=rngs, **cfg.layer_args())
         self.kind = Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # edge, s, t
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.layers)])
+        if cfg.mimetic:
+            for block in self.blocks:
+                kernel = block.attn.query.kernel
+                basis = nnx.initializers.orthogonal(cfg.mimetic)(rngs.params(), (cfg.width, cfg.width))
+                kernel[...] = basis.reshape(kernel.shape)
+                block.attn.key.kernel[...] = basis.reshape(kernel.shape)
 
     def __call__(self, edges, edge_mask, s, t, n_pad: int):
         edge_tokens = self.ids(edges).sum(axis=2) + self.kind(jnp.zeros_like(edge_mask, jnp.int32))

@@ -61,6 +61,7 @@ CASES = [
     ("train.py", [*TRAIN, "--model.heads", "3"], "not divisible"),
     ("train.py", [*TRAIN, "--model.heads", "0"], "model.heads must be positive"),
     ("train.py", [*TRAIN, "--model.loops", "-1"], "model.loops must be >= 0"),
+    ("train.py", [*TRAIN, "--model.mimetic", "nan"], "model.mimetic must be >= 0 and finite"),
     ("train.py", [*TRAIN, "--pretrain.steps", "0"], "pretrain.steps must be positive"),
     # train.py: sizes whose generator arrays fit on no machine (24 B x 128 graphs x 200,000^2: 123 TB)
     ("train.py", [*TRAIN, "--data.n_max", "200000", "--data.vocab", "200002"], "the largest N that fits is"),

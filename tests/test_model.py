@@ -74,3 +74,28 @@ def test_few_steps_reduce_the_loss():
         params, opt_state, _ = step(params, opt_state, rest, jax.random.key(1), i)
     after, _ = loss_fn(nnx.merge(graphdef, params, rest), held_out)
     assert float(after) < 0.8 * float(before), (float(before), float(after))
+
+
+@pytest.mark.parametrize("mimetic", [2.0, 0.0])
+def test_mimetic_attention_starts_on_edges_sharing_an_endpoint(mimetic, batch):
+    """With the mimetic initialisation, the 'edges' encoder's query and key kernels start equal and orthogonal
+    (W_q W_k^T = mimetic^2 I over all heads), so that at initialisation an edge's first attention layer weighs
+    edges sharing an endpoint id above the others; flax's default initialisation (0) does not."""
+    cfg = ModelConfig(encoder="edges", width=16, heads=2, layers=1, mimetic=mimetic)
+    encoder = PathModel(cfg, VOCAB, nnx.Rngs(0)).encoder
+    attn = encoder.blocks[0].attn
+    w_q, w_k = (np.asarray(k.kernel[...]).reshape(16, 16) for k in (attn.query, attn.key))
+    if mimetic:
+        np.testing.assert_array_equal(w_q, w_k)
+        np.testing.assert_allclose(w_q @ w_k.T, mimetic**2 * np.eye(16), atol=1e-5)
+
+    # First-layer attention logits between the edge tokens, by whether two edges share an endpoint.
+    tokens = encoder.ids(batch.edges).sum(axis=2) + encoder.kind(jnp.zeros_like(batch.edge_mask, jnp.int32))
+    h = encoder.blocks[0].norm1(tokens)
+    q, k = (jnp.einsum("bte,ehd->bhtd", h, p.kernel[...]) + p.bias[...][None, :, None] for p in (attn.query, attn.key))
+    logits = np.asarray(jnp.einsum("bhtd,bhsd->bts", q, k)) / np.sqrt(8) / 2  # mean over the 2 heads
+    e, mask = np.asarray(batch.edges), np.asarray(batch.edge_mask)
+    shared = (e[:, :, None, :, None] == e[:, None, :, None, :]).any((-1, -2))
+    pairs = mask[:, :, None] & mask[:, None, :] & ~np.eye(e.shape[1], dtype=bool)
+    gap = logits[pairs & shared].mean() - logits[pairs & ~shared].mean()
+    assert (gap > 1.5) if mimetic else (abs(gap) < 0.5), gap
