@@ -120,10 +120,9 @@ class EdgeEncoder(nnx.Module):
         self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.layers)])
         if cfg.mimetic:
             for block in self.blocks:
-                kernel = block.attn.query.kernel
                 basis = nnx.initializers.orthogonal(cfg.mimetic)(rngs.params(), (cfg.width, cfg.width))
-                kernel[...] = basis.reshape(kernel.shape)
-                block.attn.key.kernel[...] = basis.reshape(kernel.shape)
+                for kernel in (block.attn.query.kernel, block.attn.key.kernel):
+                    kernel[...] = basis.reshape(kernel.shape)  # one array each: a train step donates every buffer
 
     def __call__(self, edges, edge_mask, s, t, n_pad: int):
         edge_tokens = self.ids(edges).sum(axis=2) + self.kind(jnp.zeros_like(edge_mask, jnp.int32))
