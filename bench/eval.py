@@ -1,13 +1,16 @@
 """Benchmark: answering the evaluation set with every reporter of a preset, each encoding every graph itself
 (before) vs all reporters on the frozen pretrained encoder sharing one encoding (experiment/predict.py
-`answers`, as eval.py does now).
+`answers`, as eval.py does now); and the self-query, the evaluation's largest part, at several chunk sizes.
 
-Run (repository root):  python -m bench.eval [--preset quick]
+Run (repository root):  python -m bench.eval [--preset quick] [--chunks 256,2048] [--self-query-only]
 
 On the preset's evaluation set (generated here from data.eval_seed, as a run does) and its frozen-encoder
 variants x seeds (untrained reporters: the time does not depend on the weights), side by side in one run:
 seconds for every reporter's answers from s and from t, each way, after one warm-up of each way (compile
-time excluded), and their ratio. The answers are checked to be identical.
+time excluded), and their ratio. The answers are checked to be identical. Then the self-query (the d(s,t)
+head asked with t := v for every vertex v of every graph: one encoding per vertex) at each --chunks size
+(examples per compiled chunk; eval.py uses 256 on a CPU, 2,048 on an accelerator), the same way, with its
+ratio to the first size.
 """
 
 import argparse
@@ -16,10 +19,11 @@ import time
 import numpy as np
 from flax import nnx
 
+import experiment.predict
 from bench.steps import machine
 from configs import PRESETS
 from experiment.evaluate import ASKED_TOGETHER
-from experiment.predict import answers, predictions
+from experiment.predict import answers, predictions, self_query
 from experiment.rundir import finetune_seeds, make_eval_set, new_model, variant_model
 from models.objectives import PRETRAINED, variant
 
@@ -27,6 +31,8 @@ from models.objectives import PRETRAINED, variant
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=list(PRESETS))
+    parser.add_argument("--chunks", default="256,2048", help="comma-separated chunk sizes for the self-query")
+    parser.add_argument("--self-query-only", action="store_true", help="skip the reporters' comparison")
     args = parser.parse_args()
     cfg = PRESETS[args.preset]
     arrays, n_max = make_eval_set(cfg.data), cfg.data.n_max
@@ -46,16 +52,30 @@ def main() -> None:
         groups = [askers[i : i + ASKED_TOGETHER] for i in range(0, len(askers), ASKED_TOGETHER)]
         return [[a for g in groups for a in answers(pretrained, g, arrays, n_max, swap)] for swap in (False, True)]
 
-    seconds, results = [], []
-    for way in (each_itself, shared):
+    def timed(way, label: str) -> tuple[float, list]:
         way()  # compile
         start = time.perf_counter()
-        results.append(way())
-        seconds.append(time.perf_counter() - start)
-        print(f"{way.__name__:<12} {seconds[-1]:8.2f} s", flush=True)
-    before, now = ([a for direction in result for a in direction] for result in results)
-    assert all(np.array_equal(a, b) for a, b in zip(before, now, strict=True))
-    print(f"ratio before / now: {seconds[0] / seconds[1]:.2f}x (answers identical)")
+        result = way()
+        seconds = time.perf_counter() - start
+        print(f"{label:<22} {seconds:8.2f} s", flush=True)
+        return seconds, result
+
+    if not args.self_query_only:
+        (before, first), (now, second) = (timed(way, way.__name__) for way in (each_itself, shared))
+        flat = ([a for direction in result for a in direction] for result in (first, second))
+        assert all(np.array_equal(a, b) for a, b in zip(*flat, strict=True))
+        print(f"ratio before / now: {before / now:.2f}x (answers identical)")
+
+    asked = int((arrays["num_nodes"] - 1).sum())  # every vertex but s (those without an edge are not asked)
+    print(f"self-query: up to {asked:,} (graph, vertex) questions")
+    times, results = [], []
+    for chunk in (int(c) for c in args.chunks.split(",")):
+        experiment.predict.eval_batch_size = lambda chunk=chunk: chunk  # what in_buckets reads at each call
+        seconds, result = timed(lambda: self_query(pretrained, arrays, n_max, cfg.data.vocab), f"chunks of {chunk}")
+        times.append(seconds)
+        results.append(result)
+        print(f"  {asked / seconds:,.0f} questions/s, {times[0] / seconds:.2f}x the first size", flush=True)
+    assert all(np.array_equal(results[0], r) for r in results)
 
 
 if __name__ == "__main__":
