@@ -19,6 +19,7 @@ import jax
 from flax import nnx
 
 from bench.steps import machine, rate
+from common.cli import Parser
 from configs import PRESETS
 from experiment.fit import make_train_step
 from experiment.mesh import place
@@ -71,7 +72,7 @@ def first_two_steps(run) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=list(PRESETS))
     parser.add_argument("--variants", help="comma-separated (default: the preset's experiment.variants)")
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum time per steady-state measurement")

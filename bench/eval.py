@@ -21,6 +21,7 @@ from flax import nnx
 
 import experiment.predict
 from bench.steps import machine
+from common.cli import Parser, positive_ints
 from configs import PRESETS
 from experiment.evaluate import ASKED_TOGETHER
 from experiment.predict import answers, predictions, self_query
@@ -29,9 +30,11 @@ from models.objectives import PRETRAINED, variant
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=list(PRESETS))
-    parser.add_argument("--chunks", default="256,2048", help="comma-separated chunk sizes for the self-query")
+    parser.add_argument(
+        "--chunks", type=positive_ints, default=[256, 2048], help="comma-separated chunk sizes for the self-query"
+    )
     parser.add_argument("--self-query-only", action="store_true", help="skip the reporters' comparison")
     args = parser.parse_args()
     cfg = PRESETS[args.preset]
@@ -69,7 +72,7 @@ def main() -> None:
     asked = int((arrays["num_nodes"] - 1).sum())  # every vertex but s (those without an edge are not asked)
     print(f"self-query: up to {asked:,} (graph, vertex) questions")
     times, results = [], []
-    for chunk in (int(c) for c in args.chunks.split(",")):
+    for chunk in args.chunks:
         experiment.predict.eval_batch_size = lambda chunk=chunk: chunk  # what in_buckets reads at each call
         seconds, result = timed(lambda: self_query(pretrained, arrays, n_max, cfg.data.vocab), f"chunks of {chunk}")
         times.append(seconds)

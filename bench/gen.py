@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 
+from common.cli import Parser, positive_ints
 from graphgen import edge_capacity, family_names, sample_examples
 
 BATCH = {16: 4096, 64: 2048, 256: 256}
@@ -139,8 +140,8 @@ def networkx_rate(n: int, seconds: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="16,64,256", help="comma-separated graph sizes n")
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=positive_ints, default=[16, 64, 256], help="comma-separated graph sizes n")
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum time per measurement")
     args = parser.parse_args()
 
@@ -148,7 +149,7 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(f"machine: {cpu}, {os.cpu_count()} CPUs; jax {jax.__version__} on {device} ({device.device_kind})")
     print(f"networkx {nx.__version__}; families: {', '.join(family_names())}")
-    for n in (int(x) for x in args.sizes.split(",")):
+    for n in args.sizes:
         ours, theirs = graphgen_rate(n, args.seconds), networkx_rate(n, args.seconds)
         rates = f"graphgen {ours:>10,.0f} ex/s   networkx {theirs:>7,.0f} ex/s"
         print(f"n={n:<4d} {rates}   ratio {ours / theirs:,.0f}x", flush=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from bench.gen import batch_size
 from bench.steps import rate
+from common.cli import Parser, positive_ints
 from graphgen import family_names, sample_examples
 from graphgen.bfs import bfs, component_roots
 
@@ -49,13 +50,13 @@ def measure(n: int, name: str, seconds: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="16,64", help="comma-separated graph sizes n")
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=positive_ints, default=[16, 64], help="comma-separated graph sizes n")
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per measurement")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0]}")
     print("n    family        generator ex/s   3 BFS share   labelling share   BFS levels mean / batch max")
-    for n in (int(x) for x in args.sizes.split(",")):
+    for n in args.sizes:
         for name in family_names():
             m = measure(n, name, args.seconds)
             mean, top = m["levels"]

@@ -18,7 +18,7 @@ import tempfile
 import jax
 
 from bench.steps import bench_config, finetune_step, machine, pretrain_step
-from common.cli import enable_compilation_cache, positive_int
+from common.cli import Parser, enable_compilation_cache, positive_int
 from configs import PRESETS
 
 WRAPPERS = ("ThunkExecutor", "ThreadpoolListener")  # CPU events that enclose the ops, not ops
@@ -48,13 +48,13 @@ def op_times(trace: str) -> tuple[collections.Counter, collections.Counter, dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--phase", default="pretrain", choices=["pretrain", "finetune"])
     parser.add_argument("--draw-ahead", type=positive_int, help="batches per generator call (default: the preset's)")
-    parser.add_argument("--steps", type=int, default=5, help="steps traced")
-    parser.add_argument("--top", type=int, default=15, help="ops listed")
+    parser.add_argument("--steps", type=positive_int, default=5, help="steps traced")
+    parser.add_argument("--top", type=positive_int, default=15, help="ops listed")
     args = parser.parse_args()
     enable_compilation_cache()
 

@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.steps import bench_config, machine, pretrain_step, rate  # noqa: E402
-from common.cli import enable_compilation_cache  # noqa: E402
+from common.cli import Parser, enable_compilation_cache, positive_ints  # noqa: E402
 from configs import PRESETS
 from experiment.phases import batch_sampler  # noqa: E402
 
@@ -48,8 +48,13 @@ def times(n: int, batch: int, dtype: str, seconds: float) -> tuple[float, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="16,32,64,128", help="comma-separated graph sizes n (256: +4 min on CPU)")
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--sizes",
+        type=positive_ints,
+        default=[16, 32, 64, 128],
+        help="comma-separated graph sizes n (256: +4 min on CPU)",
+    )
     parser.add_argument("--batch", type=int, default=8, help="examples per batch, the same at every n")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--seconds", type=float, default=1.0, help="minimum time per measurement")
@@ -57,22 +62,21 @@ def main() -> None:
     args = parser.parse_args()
     enable_compilation_cache()
 
-    sizes = [int(x) for x in args.sizes.split(",")]
     print(f"machine: {machine()}")
     print(f"batch {args.batch}, dtype {args.dtype}; exponent k: time grows as n^k from the previous size")
     print(f"{'n':>5} {'generate s/batch':>17} {'k':>5} {'train step s':>13} {'k':>5} {'step/generate':>14}")
     results = []
-    for i, n in enumerate(sizes):
+    for i, n in enumerate(args.sizes):
         gen, step = times(n, args.batch, args.dtype, args.seconds)
         k_gen = k_step = ""
         if i:
-            growth = math.log(n / sizes[i - 1])
+            growth = math.log(n / args.sizes[i - 1])
             k_gen = f"{math.log(gen / results[-1][0]) / growth:.2f}"
             k_step = f"{math.log(step / results[-1][1]) / growth:.2f}"
         results.append((gen, step))
         print(f"{n:>5} {gen:>17.4f} {k_gen:>5} {step:>13.4f} {k_step:>5} {step / gen:>14.1f}", flush=True)
 
-    plot(sizes, results, args.batch, f"{jax.devices()[0].device_kind}, {args.dtype}", args.plot)
+    plot(args.sizes, results, args.batch, f"{jax.devices()[0].device_kind}, {args.dtype}", args.plot)
     print(f"plot: {args.plot}")
 
 

@@ -13,12 +13,12 @@ frozen encoder shared), and their ratio. A vmapped sweep pays off where one seed
 import argparse
 
 from bench.steps import bench_config, finetune_step, machine, pretrain_step, rate
-from common.cli import enable_compilation_cache, positive_int
+from common.cli import Parser, enable_compilation_cache, positive_int
 from configs import PRESETS
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--seeds", type=int, default=8, help="K, seeds in the vmapped step")

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from bench.steps import bench_config, finetune_step, machine, pretrain_step, rate
-from common.cli import enable_compilation_cache, positive_int
+from common.cli import Parser, enable_compilation_cache, positive_int
 from configs import PRESETS
 from experiment.fit import drawer
 from experiment.mesh import data_mesh
@@ -43,7 +43,7 @@ def generator_rate(sample, batch_size: int, ahead: int, seconds: float) -> float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="quick", choices=["quick", "paper"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--draw-ahead", type=positive_int, help="batches per generator call (default: the preset's)")

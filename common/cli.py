@@ -45,6 +45,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_ints(text: str) -> list[int]:
+    """A comma-separated list of positive whole numbers (an argparse type), e.g. '16,64'."""
+    return [positive_int(part) for part in text.split(",")]
+
+
 def enable_compilation_cache() -> None:
     """Keeps compiled XLA programs on disk between runs (the generator's take seconds each to compile).
     Location: $PATHPROBE_CACHE, default ~/.cache/pathprobe/jax."""

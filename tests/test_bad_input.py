@@ -6,6 +6,7 @@ The table calls each command's main() in this process: almost every case fails i
 validation, before any compilation, and a process per case would cost seconds each. A few cases also run in
 a real process, where anything else a library prints to stderr would show."""
 
+import argparse
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 
 import eval as evaluation
 import train
+from common.cli import positive_ints
 from graphgen import __main__ as graphgen_cli
 
 MAINS = {"train.py": train.main, "eval.py": evaluation.main, "graphgen": graphgen_cli.main}
@@ -156,3 +158,12 @@ def test_bad_input_in_a_real_process(command, argv, message, tmp_path):
     result = subprocess.run([*launch, *expand(argv, tmp_path)], capture_output=True, text=True, timeout=300)
     check(result.returncode, result.stderr, message)
     assert snapshot(tmp_path) == before
+
+
+def test_a_comma_separated_list_of_sizes_is_read_or_refused_by_name():
+    """The benchmarks' --sizes and --chunks: argparse turns the refusal into one line and exit 2."""
+    assert positive_ints("16,64") == [16, 64]
+    with pytest.raises(argparse.ArgumentTypeError, match="'x' is not a whole number"):
+        positive_ints("16,x")
+    with pytest.raises(argparse.ArgumentTypeError, match="must be positive, got 0"):
+        positive_ints("16,0")
