@@ -3,14 +3,16 @@ error, consistency checks), their breakdowns by size and distance, means and 95%
 and the capability check. Pure functions of numpy arrays."""
 
 import math
+from functools import partial
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from graphgen.bfs import distances
 from graphgen.overseers import OVERSEERS
 from graphgen.splits import Split
-from models.consistency import TWIN_OF, checks, passes, question
+from models.consistency import checks, passes, question
 
 CAPABILITY_THRESHOLD = 0.95
 CEILING_THRESHOLD = 0.9  # an oracle below this pooled accuracy on sizes n+1..N is no ceiling to divide by
@@ -61,14 +63,35 @@ def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, twins: dict, chunk:
     """Per check, (B, V) whether the answers pass it at each vertex (in chunks: the checks build (B, V, V) and
     (B, V, K) arrays). `twins`: twin name -> the reporter's answers d(s,v) on that second presentation of
     each question, read back to the original ids (graphgen/twins.py), for the checks that compare two."""
+    # One-hot width: above every answer, rounded up to a multiple of 8 (a few compiled programs serve every
+    # reporter; the checks' cost grows with the width, and their outcome does not depend on it).
+    classes = -(-max(int(a.max()) + 1 for a in (pred_s, pred_t, d_hat, *twins.values())) // 8) * 8
+    size, chunk = len(pred_s), min(chunk, len(pred_s))
     out = {name: np.zeros(pred_s.shape, bool) for name in checks()}
-    for lo in range(0, len(pred_s), chunk):
-        rows = slice(lo, lo + chunk)
-        q = question(*(jnp.asarray(arrays[k][rows]) for k in ("edges", "edge_mask", "s", "t", "path")), vocab)
-        for name in checks():
-            twin = {TWIN_OF[name]: twins[TWIN_OF[name]][rows]} if name in TWIN_OF else None
-            out[name][rows] = np.asarray(passes(name, q, pred_s[rows], pred_t[rows], d_hat[rows], twin))
+    for lo in range(0, size, chunk):
+        rows = np.resize(np.arange(lo, min(lo + chunk, size)), chunk)  # the last chunk padded: one shape
+        inputs = {k: arrays[k][rows] for k in QUESTION}
+        passed = _checks(
+            inputs,
+            pred_s[rows],
+            pred_t[rows],
+            d_hat[rows],
+            {k: a[rows] for k, a in twins.items()},
+            vocab=vocab,
+            classes=classes,
+        )
+        for name, value in passed.items():
+            out[name][lo : lo + chunk] = np.asarray(value)[: min(chunk, size - lo)]
     return out
+
+
+QUESTION = ("edges", "edge_mask", "s", "t", "path")  # the arrays a check sees of each question
+
+
+@partial(jax.jit, static_argnames=("vocab", "classes"))
+def _checks(inputs: dict, pred_s, pred_t, d_hat, twins: dict, vocab: int, classes: int) -> dict:
+    q = question(*(inputs[k] for k in QUESTION), vocab)
+    return {name: passes(name, q, pred_s, pred_t, d_hat, twins, classes) for name in checks()}
 
 
 def query_outcomes(
@@ -103,11 +126,21 @@ def breakdown(outcomes: dict, key: np.ndarray, queries: str = "valid") -> dict[s
     """Mean of every metric over the `queries` (the path's, or "off_path"), per value of `key` (B, V) (e.g.
     graph size, distance)."""
     valid = outcomes[queries]
-    key = np.broadcast_to(key, valid.shape)
-    table = {}
-    for value in np.unique(key[valid]):
-        rows = valid & (key == value)
-        table[str(value)] = {m: float(outcomes[m][rows].mean()) for m in METRICS}
+    # Group ids, then one weighted count per metric: a pass per metric, not one per metric and value (the
+    # family/size key alone has hundreds of values). A per-question key (B, 1) is grouped once per question.
+    if key.shape == valid.shape:
+        values, group = np.unique(key[valid], return_inverse=True)
+    else:
+        values, group = np.unique(key, return_inverse=True)
+        group = np.broadcast_to(group.reshape(key.shape), valid.shape)[valid]
+    count = np.bincount(group, minlength=len(values))
+    present = np.flatnonzero(count)
+    table = {str(values[i]): {} for i in present}
+    for m in METRICS:
+        # Exact: the sums are of 0/1 or integer errors, so this is the mean numpy would take.
+        means = np.bincount(group, weights=outcomes[m][valid], minlength=len(values))[present] / count[present]
+        for i, mean in zip(present, means, strict=True):
+            table[str(values[i])][m] = float(mean)
     return table
 
 

@@ -174,11 +174,15 @@ def holds(name: str, q: Question, from_s, from_t, d_hat, twins: dict | None = No
     return CONDITIONS[name](q, from_s, from_t, d_hat, *([twins[TWIN_OF[name]]] if name in TWIN_OF else []))
 
 
-def passes(name: str, q: Question, pred_s, pred_t, d_hat, twins: dict | None = None) -> jax.Array:
+def passes(
+    name: str, q: Question, pred_s, pred_t, d_hat, twins: dict | None = None, classes: int | None = None
+) -> jax.Array:
     """Check on argmax answers pred_s, pred_t (B, V) ints (and the twins' argmax answers, see `holds`):
-    (B, V) bool, True where the condition holds."""
+    (B, V) bool, True where the condition holds. `classes`: the one-hot width, above every answer and d_hat
+    (default: read off them; give it to check under jit). The outcome does not depend on it."""
     twins = twins or {}
-    classes = max(max(int(a.max()) for a in (pred_s, pred_t, *twins.values())), int(d_hat.max())) + 1
+    if classes is None:
+        classes = max(max(int(a.max()) for a in (pred_s, pred_t, *twins.values())), int(d_hat.max())) + 1
     one_hot = lambda a: jax.nn.one_hot(a, classes)  # noqa: E731
     twins = {twin: one_hot(a) for twin, a in twins.items()}
     log_sat, _ = holds(name, q, one_hot(pred_s), one_hot(pred_t), d_hat, twins)

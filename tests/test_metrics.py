@@ -4,6 +4,7 @@ per size and pooled against each variant's own oracle, ceiling_ok, the 95% inter
 presets use, capability_ok at the boundary size N and the trivial baseline. All pure numpy (the checks run in
 JAX on tiny arrays): no model, no training."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from experiment.metrics import (
     add_pooled_pgr,
     aggregate,
     capability,
+    checks_passed,
     mean_ci,
     path_labels,
     pooled,
@@ -27,7 +29,7 @@ from experiment.metrics import (
 from experiment.predict import trivial_report
 from experiment.summary import has_pgr
 from graphgen.splits import parse_split
-from models.consistency import checks
+from models.consistency import checks, passes, question
 
 VOCAB = 7
 # Three examples (ids 1..7; absent ids are answered 0).
@@ -148,6 +150,19 @@ def test_the_twin_checks_see_the_answers_on_the_twins():
     assert got["pass_monotone"].all()
 
 
+def test_checks_do_not_depend_on_the_chunks_or_the_one_hot_width():
+    """checks_passed runs in chunks of one size (the last padded by repeating its rows) on one-hot answers
+    rounded up to a width of 8: the outcomes are those of `passes` on the whole batch at the answers' own width
+    (7 here), example by example. Chunks of 2 pad the last example, C, to two rows."""
+    q = question(*(jnp.asarray(ARRAYS[k]) for k in ("edges", "edge_mask", "s", "t", "path")), VOCAB)
+    for chunk in (1, 2, 3, 2048):
+        got = checks_passed(PRED_S, PRED_T, D_HAT, ARRAYS, VOCAB, TWINS, chunk=chunk)
+        for name in checks():
+            expected = np.asarray(passes(name, q, PRED_S, PRED_T, D_HAT, TWINS))
+            assert (got[name] == expected).all(), (chunk, name)
+    assert not got["path_permutation"][2, :4].any()  # C's trivial answers, by hand: no distance used once
+
+
 def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):
     got = tables(outcomes, ARRAYS)
     by_size, by_distance = got["by_size"], got["by_distance"]
@@ -215,6 +230,7 @@ def test_off_path_queries_are_labelled_by_bfs_and_broken_down_apart(outcomes):
     ]
     assert outcomes["off_path"].sum() == 2 and outcomes["off_path"][[0, 2], 4].all()
     table = tables(outcomes, ARRAYS)
+    assert set(table["off_path_by_size"]) == {"5"}  # B (size 6) has no off-path vertex: no row
     assert table["off_path_by_size"]["5"]["acc"] == pytest.approx(1 / 2)
     assert table["off_path_by_distance"]["2"]["mae"] == pytest.approx(2)  # |6 - 2| and 0
     assert table["off_path_by_size"]["5"]["neither"] == pytest.approx(1 / 2)  # the self-query knows neither
