@@ -130,8 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         pretrained = pretrained_for(cfg, run_dir)
-        for name in names:
-            finetune(cfg, run_dir, name, pretrained)
+        finetune(cfg, run_dir, names, pretrained)
         command = ["train.py", *(sys.argv[1:] if argv is None else argv)]
         summary = evaluate_run(run_dir, results_dir, names, overwrite=args.overwrite, command=command)
     except rundir.RunError as e:

@@ -45,6 +45,14 @@ def make_train_step(
     the loss and a dict of named metrics (with "acc"), all logged. `loss_args` go to loss_fn traced, not baked in: steps
     that differ only in them (consistency weights) share one program.
 
+    Members: with `graphdef` and `loss_fn` tuples of M, one program trains M models on every batch, each with
+    its own parameters, optimizer state (so its own gradient clipping), loss and traced loss_args: params,
+    opt_state, the loss_args (one tuple per member) and the metrics are M-tuples, and `rest` is (common,
+    owns): frozen parameters every member reads, passed once, and each member's other frozen ones. Members on
+    one frozen encoder encode each batch with the same computation on the same arrays, which XLA computes
+    once (common-subexpression elimination): M variants cost about one encoder pass, not M
+    (tests/test_members.py reads it off the compiled step).
+
     Data-parallel over `mesh` (default: every device) in the same code for one device or many: the batch
     is split over the `data` axis, parameters and optimizer state replicated or (shard_params) sharded, see
     `state_shardings`; pass them through `place` first. With `seeds=K`, one program trains K seeds at once:
@@ -52,12 +60,25 @@ def make_train_step(
     mesh = mesh or data_mesh()
     if batch_size % mesh.size:
         raise ValueError(f"batch_size {batch_size} is not divisible by the {mesh.size} devices")
+    members = isinstance(graphdef, tuple)
+    graphdefs, loss_fns = (graphdef, loss_fn) if members else ((graphdef,), (loss_fn,))
 
     def update(params, opt_state, rest, batch, loss_args):
-        objective = lambda p: loss_fn(nnx.merge(graphdef, p, rest), batch, *loss_args)  # noqa: E731
-        (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, {"loss": loss, **_named(aux)}
+        common, owns = rest
+
+        def objective(params):
+            results = [
+                fn(nnx.merge(g, p, common, own), batch, *args)
+                for g, fn, p, own, args in zip(graphdefs, loss_fns, params, owns, loss_args, strict=True)
+            ]
+            losses = [loss for loss, _ in results]
+            # The members' parameters are disjoint: each one's gradient is its own loss's.
+            return sum(losses[1:], losses[0]), [{"loss": loss, **_named(aux)} for loss, aux in results]
+
+        (_, metrics), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        steps = [tx.update(g, o, p) for g, o, p in zip(grads, opt_state, params, strict=True)]
+        params = tuple(optax.apply_updates(p, u) for p, (u, _) in zip(params, steps, strict=True))
+        return params, tuple(o for _, o in steps), tuple(metrics)
 
     if seeds is not None:
         update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
@@ -68,11 +89,14 @@ def make_train_step(
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def update_step(params, opt_state, rest, batches, index, *loss_args):
+        if not members:  # one model: as one member, all frozen parameters its own
+            params, opt_state, rest, loss_args = (params,), (opt_state,), (nnx.State({}), (rest,)), (loss_args,)
         if seeds is not None and jax.tree.leaves(params)[0].shape[0] != seeds:
             raise ValueError(f"train step built for {seeds} seeds, given parameters of another seed count")
         batch = jax.tree.map(lambda x: x[:, index] if seeds is not None else x[index], batches)
         params, opt_state, metrics = update(params, opt_state, rest, batch, loss_args)
-        return constrain(params), constrain(opt_state), metrics
+        params, opt_state = constrain(params), constrain(opt_state)
+        return (params, opt_state, metrics) if members else (params[0], opt_state[0], metrics[0])
 
     drawn = {"key": None, "first": None, "batches": None}  # the last draw, asynchronous like the update
 
@@ -103,37 +127,56 @@ def drawer(sample, batch_size: int, seeds: int | None, mesh: Mesh, ahead: int = 
 
 
 def fit(
-    models: list[PathModel],
-    trainable,
+    models: list[list[PathModel]],
+    trainables: list,
     train_step,
     tx,
     opt: OptimConfig,
     run_dir: Path,
-    phases: list[str],
+    phases: list[list[str]],
     seeds: list[int],
-    loss_args=lambda step: (),
-) -> list[PathModel]:
-    """Trains the `trainable` part of `models` for opt.steps steps of `train_step`, checkpointing every
-    opt.checkpoint_every steps and resuming from the latest checkpoint. Model i is the phase `phases[i]`,
-    its data drawn from key(seeds[i] + 1). Several models train together: `train_step` is then vmapped over
-    them (make_train_step(..., seeds=K)), and each still gets its own checkpoints and log lines, so a
-    vmapped run and a one-at-a-time run leave the same files. A finished phase is loaded, not retrained.
+    loss_args=lambda step: ((),),
+    common=nnx.Nothing,
+) -> list[list[PathModel]]:
+    """Trains members (a train step of make_train_step(...) with one graphdef per member) for opt.steps steps,
+    checkpointing every opt.checkpoint_every steps and resuming from the latest checkpoint. models[m][i] is
+    member m's model for seed i, the phase phases[m][i]; it trains its part trainables[m] and draws its data
+    from key(seeds[i] + 1), the same batches for every member. Several seeds train together: the train step
+    is then vmapped over them (make_train_step(..., seeds=K)), and each still gets its own checkpoints and log
+    lines, so a vmapped run and a one-at-a-time run leave the same files (as do members trained together and
+    one at a time). A finished phase is loaded, not retrained. The frozen parameters that `common` selects are
+    the first member's for every member (members on one frozen encoder: filter it, and it is passed once).
     Each logged line holds the step's metrics, the learning rate of `opt`'s schedule and the examples/s.
-    `loss_args(step)`: the train step's traced extra arguments at each step (consistency weights)."""
-    stacked = len(models) > 1
-    splits = [nnx.split(model, trainable, ...) for model in models]
-    params, rest = _join([p for _, p, _ in splits], stacked), splits[0][2]  # rest: frozen, the same for all
+    `loss_args(step)`: each member's traced extra arguments at each step (consistency weights), one tuple each."""
+    stacked = len(seeds) > 1
+    splits = [
+        [nnx.split(model, trainable, common, ...) for model in row]
+        for row, trainable in zip(models, trainables, strict=True)
+    ]
+    params = tuple(_join([p for _, p, _, _ in row], stacked) for row in splits)
+    if any(_paths(own) & _paths(splits[0][0][2]) for own in params):
+        raise ValueError("a member trains parameters that `common` shares with the others")
+    # Frozen: the same for every seed (seed 0's), `common` the same for every member too (the first one's).
+    rest = (splits[0][0][2], tuple(row[0][3] for row in splits))
     params, rest = place(params, opt.shard_params), place(rest, opt.shard_params)
     # Placed like the step's outputs: else the second step sees other input shardings and compiles again.
-    opt_state = place((jax.vmap(tx.init) if stacked else tx.init)(params), opt.shard_params)
-    files = PhaseFiles(run_dir, phases)
+    opt_state = place(tuple((jax.vmap(tx.init) if stacked else tx.init)(p) for p in params), opt.shard_params)
+    names = [phase for row in phases for phase in row]
+    files = PhaseFiles(run_dir, names)
     start = files.latest_step()
     if start:
         params, opt_state = _restored(files, start, params, opt_state, stacked, opt.shard_params)
     data_key = jax.vmap(jax.random.key)(jnp.array(seeds) + 1) if stacked else jax.random.key(seeds[0] + 1)
     files.drop_log_after(start)
 
-    desc = phases[0] if not stacked else f"{phases[0]} (+{len(phases) - 1} seeds vmapped)"
+    variants = ", ".join(row[0].rsplit("-seed", 1)[0] for row in phases)
+    desc = (
+        names[0]
+        if len(names) == 1
+        else f"{variants} ({len(seeds)} seeds vmapped)"
+        if stacked
+        else f"{variants} (seed {seeds[0]})"
+    )
     bar = tqdm(
         total=opt.steps,
         initial=start,
@@ -151,33 +194,45 @@ def fit(
         save = done % opt.checkpoint_every == 0 or done == opt.steps
         if not (save or done % opt.log_every == 0):
             continue  # the host syncs below happen only at logging and checkpoint steps
-        metrics = [{k: float(v) for k, v in _part(metrics, i, stacked).items()} for i in range(len(models))]
+        metrics = [
+            {k: float(v) for k, v in _part(part, i, stacked).items()} for part in metrics for i in range(len(seeds))
+        ]
         _guard_finite(files, bar, done, metrics, params if save else None)
         if done % opt.log_every == 0 or done == opt.steps:
-            rate = opt.batch_size * len(models) * (done - last_log) / (time.perf_counter() - clock)
+            rate = opt.batch_size * len(seeds) * (done - last_log) / (time.perf_counter() - clock)
             last_log, clock = done, time.perf_counter()
             bar.set_postfix(loss=f"{metrics[0]['loss']:.3f}", acc=f"{metrics[0]['acc']:.3f}", ex_s=f"{rate:.0f}")
             # the rate that updated the parameters logged at `done` (optax counts updates from 0)
             files.append_log(done, metrics, {"lr": float(learning_rate(done - 1)), "examples_per_s": rate})
         if save:
-            for i in range(len(models)):
-                files.save(i, done, nnx.to_pure_dict(_part(params, i, stacked)), _part(opt_state, i, stacked))
+            for j, (m, i) in enumerate(_members_by_seed(len(models), len(seeds))):
+                own, own_opt = _part(params[m], i, stacked), _part(opt_state[m], i, stacked)
+                files.save(j, done, nnx.to_pure_dict(own), own_opt)
     bar.close()
     files.wait()
-    for i, model in enumerate(models):
-        nnx.update(model, _part(params, i, stacked))
+    for m, row in enumerate(models):
+        for i, model in enumerate(row):
+            nnx.update(model, _part(params[m], i, stacked))
     return models
 
 
-def _restored(files: PhaseFiles, step: int, params, opt_state, stacked: bool, shard_params: bool):
-    """params and opt_state as every phase's checkpoint of `step` holds them, placed for the train step."""
-    parts = []
-    for i in range(len(files.phases)):
-        own, own_opt = _part(params, i, stacked), _part(opt_state, i, stacked)
-        restored = files.restore(i, step, nnx.to_pure_dict(own), own_opt)
+def _members_by_seed(members: int, seeds: int) -> list[tuple[int, int]]:
+    """(member, seed index) of each phase, in the order of fit's flat list of phases."""
+    return [(m, i) for m in range(members) for i in range(seeds)]
+
+
+def _restored(files: PhaseFiles, step: int, params: tuple, opt_state: tuple, stacked: bool, shard_params: bool):
+    """params and opt_state (one tree per member) as every phase's checkpoint of `step` holds them, placed for
+    the train step."""
+    seeds = len(files.phases) // len(params)
+    parts = [[] for _ in params]
+    for j, (m, i) in enumerate(_members_by_seed(len(params), seeds)):
+        own, own_opt = _part(params[m], i, stacked), _part(opt_state[m], i, stacked)
+        restored = files.restore(j, step, nnx.to_pure_dict(own), own_opt)
         nnx.replace_by_pure_dict(own, restored["params"])
-        parts.append((own, restored["opt_state"]))
-    params, opt_state = (_join(list(trees), stacked) for trees in zip(*parts, strict=True))
+        parts[m].append((own, restored["opt_state"]))
+    joined = [[_join(list(trees), stacked) for trees in zip(*rows, strict=True)] for rows in parts]
+    params, opt_state = tuple(p for p, _ in joined), tuple(o for _, o in joined)
     return place(params, shard_params), place(opt_state, shard_params)
 
 
@@ -207,6 +262,10 @@ def _join(trees: list, stacked: bool):
 def _part(tree, i: int, stacked: bool):
     """Tree i of a stacked tree (see `_join`)."""
     return jax.tree.map(lambda x: x[i], tree) if stacked else tree
+
+
+def _paths(state) -> set:
+    return {path for path, _ in jax.tree_util.tree_leaves_with_path(nnx.to_pure_dict(state))}
 
 
 def _all_finite(tree) -> bool:

@@ -12,7 +12,7 @@ from flax import nnx
 from configs import Config
 from experiment.fit import fit, make_train_step
 from experiment.optim import optimizer
-from experiment.rundir import PRETRAIN, finetune_seeds, new_model, phase_name, variant_model
+from experiment.rundir import PRETRAIN, finetune_seeds, latest_step, new_model, phase_name, variant_model
 from graphgen import sample_batch
 from graphgen.splits import parse_split
 from models.model import PathModel
@@ -55,15 +55,15 @@ def pretrain(cfg: Config, run_dir: Path) -> PathModel:
     graphdef = nnx.split(model, PRETRAINED, ...)[0]
     sample = batch_sampler(cfg, cfg.data.n_max, pool=cfg.data.pool)
     step = make_train_step(
-        graphdef,
+        (graphdef,),
         tx,
-        loss_fn,
+        (loss_fn,),
         sample,
         cfg.pretrain.batch_size,
         shard_params=cfg.pretrain.shard_params,
         draw_ahead=cfg.pretrain.draw_ahead,
     )
-    return fit([model], PRETRAINED, step, tx, cfg.pretrain, run_dir, [PRETRAIN], [cfg.pretrain.seed])[0]
+    return fit([[model]], [PRETRAINED], step, tx, cfg.pretrain, run_dir, [[PRETRAIN]], [cfg.pretrain.seed])[0][0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,34 +114,62 @@ def finetune_sampler(cfg: Config, reporter: Variant) -> FinetuneSampler:
     )
 
 
-def finetune(cfg: Config, run_dir: Path, name: str, pretrained: nnx.State) -> None:
-    """Phase 2, every seed: a d(s,u) reporter trained as the variant `name` says. Seeds train one after
-    another, or all at once as one vmapped program with experiment.vmap_seeds (faster on an accelerator)."""
-    reporter = with_split(cfg, variant(name))
-    trainable = reporter.trainable()
+def finetune(cfg: Config, run_dir: Path, names: list[str], pretrained: nnx.State) -> None:
+    """Phase 2, every variant of `names` and every seed: a d(s,u) reporter trained as the variant says.
+    Variants that draw the same batches (`finetune_sampler`) on the frozen encoder, at the same step of their
+    training, train together as members of one program (`make_train_step`), which encodes each batch once for
+    all of them; the others train one at a time. Seeds train one after another, or all at once as one vmapped
+    program with experiment.vmap_seeds (faster on an accelerator)."""
+    for group in member_groups(cfg, run_dir, names):
+        _finetune_members(cfg, run_dir, group, pretrained)
+
+
+def member_groups(cfg: Config, run_dir: Path, names: list[str]) -> list[list[str]]:
+    """`names` in groups that train together (see `finetune`), in the order of their first members: variants
+    whose encoder trains alone, the others by sampler and by the step every seed's checkpoints have reached
+    (so that a killed group resumes as one, and a finished variant never trains again beside a new one)."""
+    groups: dict = {}
+    for name in names:
+        reporter = with_split(cfg, variant(name))
+        step = min(latest_step(run_dir, phase_name(name, seed)) for seed in finetune_seeds(cfg))
+        key = (name,) if reporter.train_encoder else (finetune_sampler(cfg, reporter), step)
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
+
+
+def _finetune_members(cfg: Config, run_dir: Path, names: list[str], pretrained: nnx.State) -> None:
+    """The variants `names` (one, or several on the frozen encoder that draw the same batches), every seed."""
+    reporters = [with_split(cfg, variant(name)) for name in names]
+    trainables = [reporter.trainable() for reporter in reporters]
     tx = optimizer(cfg.finetune)
-    loss_fn = partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab)
+    losses = tuple(
+        partial(finetune_loss, variant=reporter, n_pad=cfg.data.n_max, vocab=cfg.data.vocab) for reporter in reporters
+    )
     seeds = finetune_seeds(cfg)
     groups = [seeds] if cfg.experiment.vmap_seeds and len(seeds) > 1 else [[seed] for seed in seeds]
-    fixed = (reporter.weights(),)  # the same every step unless a self-training weight ramps up
+    fixed = tuple((reporter.weights(),) for reporter in reporters)  # the same every step unless one ramps up
 
     def loss_args(step: int) -> tuple:
-        return (reporter.weights(step / cfg.finetune.steps),) if reporter.ramps() else fixed
+        if not any(reporter.ramps() for reporter in reporters):
+            return fixed
+        return tuple((reporter.weights(step / cfg.finetune.steps),) for reporter in reporters)
 
     step = None
     for group in groups:
-        models = [variant_model(cfg, pretrained, seed, reporter) for seed in group]
+        models = [[variant_model(cfg, pretrained, seed, reporter) for seed in group] for reporter in reporters]
         if step is None:  # one compiled step serves every group of seeds
-            graphdef = nnx.split(models[0], trainable, ...)[0]
+            graphdefs = tuple(
+                nnx.split(row[0], trainable, ...)[0] for row, trainable in zip(models, trainables, strict=True)
+            )
             step = make_train_step(
-                graphdef,
+                graphdefs,
                 tx,
-                loss_fn,
-                finetune_sampler(cfg, reporter),
+                losses,
+                finetune_sampler(cfg, reporters[0]),
                 cfg.finetune.batch_size,
                 shard_params=cfg.finetune.shard_params,
                 seeds=len(group) if len(group) > 1 else None,
                 draw_ahead=cfg.finetune.draw_ahead,
             )
-        phases = [phase_name(name, seed) for seed in group]
-        fit(models, trainable, step, tx, cfg.finetune, run_dir, phases, group, loss_args)
+        phases = [[phase_name(name, seed) for seed in group] for name in names]
+        fit(models, trainables, step, tx, cfg.finetune, run_dir, phases, group, loss_args, common=PRETRAINED)

@@ -270,6 +270,13 @@ def variant_model(cfg: Config, pretrained: nnx.State, seed: int, reporter: Varia
     return ready_for(reporter, model)
 
 
+def latest_step(run_dir: Path, phase: str) -> int:
+    """The step of a phase's latest checkpoint; 0 if it has none."""
+    if not (run_dir / "checkpoints" / phase).is_dir():
+        return 0
+    return checkpoint_manager(run_dir, phase, create=False).latest_step() or 0
+
+
 def finished_manager(run_dir: Path, phase: str) -> tuple[ocp.CheckpointManager, int]:
     """The checkpoints of a phase and its last step; RunError if it has none."""
     if (run_dir / "checkpoints" / phase).is_dir():

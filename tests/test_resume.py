@@ -69,7 +69,7 @@ def run_phase(phase: str, run_dir, monkeypatch, kill_at: int | None = None) -> l
             phases.pretrain(CFG, run_dir)
         else:
             pretrained = nnx.state(rundir.new_model(CFG, CFG.pretrain.seed), PRETRAINED)
-            phases.finetune(CFG, run_dir, phase.split("-seed")[0], pretrained)
+            phases.finetune(CFG, run_dir, [phase.split("-seed")[0]], pretrained)
     return executed
 
 

@@ -36,7 +36,7 @@ def run_dir(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tb") / "run"
     run_dir.mkdir()
     pretrained = nnx.state(pretrain(CFG, run_dir), PRETRAINED)
-    finetune(CFG, run_dir, VARIANT, pretrained)
+    finetune(CFG, run_dir, [VARIANT], pretrained)
     return run_dir
 
 

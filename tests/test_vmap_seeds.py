@@ -27,7 +27,7 @@ def test_vmapped_seeds_train_what_one_at_a_time_does(finished_run, tmp_path):
         shutil.rmtree(run / "checkpoints" / phase_name(NAME, seed))
     pretrained = nnx.state(load_phase(new_model(cfg, cfg.pretrain.seed), run, "pretrain", PRETRAINED), PRETRAINED)
 
-    finetune(cfg, run, NAME, pretrained)
+    finetune(cfg, run, [NAME], pretrained)
 
     reporter = variant(NAME)
     trainable = reporter.trainable()
