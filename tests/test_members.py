@@ -14,7 +14,7 @@ from flax import nnx
 
 from configs import PRESETS
 from experiment import phases
-from experiment.fit import make_train_step
+from experiment.fit import fit, make_train_step
 from experiment.mesh import place
 from experiment.optim import optimizer
 from experiment.phases import finetune, finetune_sampler, member_groups
@@ -145,3 +145,11 @@ def test_members_on_the_frozen_encoder_encode_each_batch_once(pretrained):
     assert one >= 1 and _compiled_update(members, pretrained).count(" while(") == one
     # Control: each member with its own copy of the encoder (nothing common) encodes three times.
     assert _compiled_update(members, pretrained, common=nnx.Nothing).count(" while(") == 3 * one
+
+
+def test_fit_refuses_a_member_that_trains_what_the_members_share(pretrained, tmp_path):
+    reporters = [variant("frozen"), variant("trainable")]
+    models = [[variant_model(CFG, pretrained, 100, reporter)] for reporter in reporters]
+    trainables = [reporter.trainable() for reporter in reporters]
+    with pytest.raises(ValueError, match="trains parameters that `common` shares"):
+        fit(models, trainables, None, None, CFG.finetune, tmp_path, [["a"], ["b"]], [100], common=PRETRAINED)
