@@ -29,5 +29,6 @@ run . 120 bench.seeds --preset paper --seeds 8 --draw-ahead 16 --seconds 1
 [ -n "$before" ] && train_step "$before" --dtype float32
 [ -n "$before" ] && run "$before" 120 bench.seeds --preset paper --seeds 8 --seconds 1
 run . 240 bench.eval --preset paper --self-query-only --chunks 256,2048
+run . 300 bench.members --preset paper --steps 300
 run . 150 bench.gen --seconds 1
 run . 200 bench.scaling --sizes 16,32,64,128,256 --plot "${OUT:-$PWD}/scaling-gpu.png"
