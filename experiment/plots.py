@@ -45,9 +45,12 @@ def _legend(ax, count: int) -> None:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
-def _weak_ceilings(summary: dict) -> str:
-    """A title's note naming the oracles left out of a PGR plot for a weak ceiling ('' when none)."""
-    weak = [name for name, c in summary.get("ceilings", {}).items() if not c["ceiling_ok"]]
+def _weak_ceilings(*summaries: dict) -> str:
+    """A title's note naming, once each, the oracles of `summaries` left out of a PGR plot for a weak
+    ceiling ('' when none)."""
+    weak = list(
+        dict.fromkeys(name for s in summaries for name, c in s.get("ceilings", {}).items() if not c["ceiling_ok"])
+    )
     return f"\nnot shown: PGR against {', '.join(weak)} (oracle < 0.9 on n+1..N: no ceiling)" if weak else ""
 
 
@@ -294,7 +297,7 @@ def plot_comparison(
         ax.set_xticks(range(len(variants)), variants, fontsize=7, rotation=30, ha="right")
         spans = sorted({f"{n + 1}..{big_n}" for n, big_n in (limits(s) for s in summaries.values())})
         ax.set(xlabel="variant", ylabel=f"PGR on sizes {', '.join(spans)} (1: oracle, 0: trivial)")
-        weak = "".join(_weak_ceilings(summary) for summary in summaries.values())
+        weak = _weak_ceilings(*summaries.values())
         title = f"performance gap recovered beyond n; bars: 95% interval over {_seeds_phrase(tables)}{weak}{warning}"
         ax.set_title(title, fontsize=9, color="C3" if mixed else "black")
         ax.legend(fontsize=8, title="run", title_fontsize=8)

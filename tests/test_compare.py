@@ -116,3 +116,14 @@ def test_bad_directories_are_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert exit.value.code == 2 and err.count("\n") == 1 and message in err, (argv, err)
         assert not (tmp_path / "out").exists()
+
+
+def test_a_weak_ceiling_is_named_once_however_many_runs_have_it():
+    """The PGR figure's title names each oracle left out for a weak ceiling once, not once per run."""
+    from experiment.plots import _weak_ceilings
+
+    weak = {"ceilings": {"oracle": {"ceiling_ok": True}, "oracle:fresh": {"ceiling_ok": False}}}
+    other = {"ceilings": {"oracle:shared": {"ceiling_ok": False}}}
+    note = "\nnot shown: PGR against oracle:fresh, oracle:shared (oracle < 0.9 on n+1..N: no ceiling)"
+    assert _weak_ceilings(weak, weak, other) == note
+    assert _weak_ceilings({"ceilings": {"oracle": {"ceiling_ok": True}}}) == ""
