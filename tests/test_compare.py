@@ -8,6 +8,7 @@ import json
 import pytest
 
 import eval as evaluation
+from experiment.plots import _weak_ceilings
 
 SIZES = range(3, 9)  # n = 4, N = 6, evaluated up to 8
 
@@ -120,8 +121,6 @@ def test_bad_directories_are_one_line_errors(tmp_path, capsys):
 
 def test_a_weak_ceiling_is_named_once_however_many_runs_have_it():
     """The PGR figure's title names each oracle left out for a weak ceiling once, not once per run."""
-    from experiment.plots import _weak_ceilings
-
     weak = {"ceilings": {"oracle": {"ceiling_ok": True}, "oracle:fresh": {"ceiling_ok": False}}}
     other = {"ceilings": {"oracle:shared": {"ceiling_ok": False}}}
     note = "\nnot shown: PGR against oracle:fresh, oracle:shared (oracle < 0.9 on n+1..N: no ceiling)"
