@@ -1,14 +1,25 @@
 import atexit
+import fcntl
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+# pytest-xdist runs the suite in worker processes (addopts in pyproject.toml) that inherit the environment of
+# the process that starts them; this names the worker, and is unset in that process or without xdist.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 # Subprocess CLIs started by the tests share one compilation cache, so each program compiles once per run.
 os.environ.setdefault("PATHPROBE_CACHE", os.path.join(tempfile.gettempdir(), "pathprobe-test-cache"))
-# ... and one store of pretrained models, new for each test session (never the user's): a test that must
-# pretrain passes a store of its own.
-os.environ["PATHPROBE_PRETRAINED"] = tempfile.mkdtemp(prefix="pathprobe-test-pretrained-")
-atexit.register(shutil.rmtree, os.environ["PATHPROBE_PRETRAINED"], ignore_errors=True)
+# ... and one store of pretrained models, new for each test session and shared by its workers (never the
+# user's; the store locks a key while one process pretrains it): a test that must pretrain passes a store of
+# its own. The process that makes it removes it when it exits, after its workers.
+if WORKER is None or "PATHPROBE_TEST_STORE" not in os.environ:
+    os.environ["PATHPROBE_TEST_STORE"] = tempfile.mkdtemp(prefix="pathprobe-test-pretrained-")
+    atexit.register(shutil.rmtree, os.environ["PATHPROBE_TEST_STORE"], ignore_errors=True)
+os.environ["PATHPROBE_PRETRAINED"] = os.environ["PATHPROBE_TEST_STORE"]
+
 
 from common.cli import enable_compilation_cache  # noqa: E402
 
@@ -44,12 +55,29 @@ def run_script(script: str, *args: str, store=None) -> subprocess.CompletedProce
     return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=900, env=env)
 
 
+@contextmanager
+def exclusive(path: Path):
+    """Holds an exclusive lock on the file `path` (made if missing) across processes."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
-    """A complete tiny experiment: pretraining, every variant x 2 seeds, evaluation."""
-    base = tmp_path_factory.mktemp("tiny")
-    result = run_script("train.py", *TINY, "--run-dir", str(base / "run"), "--results-dir", str(base / "results"))
-    assert result.returncode == 0, result.stderr
+    """A complete tiny experiment: pretraining, every variant x 2 seeds, evaluation. Made once per test session:
+    the first worker to ask makes it in the directory all workers share, the others wait for it and read it."""
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if WORKER else shared
+    base, done = shared / "tiny", shared / "tiny.done"
+    with exclusive(shared / "tiny.lock"):
+        if not done.exists():
+            shutil.rmtree(base, ignore_errors=True)
+            result = run_script(
+                "train.py", *TINY, "--run-dir", str(base / "run"), "--results-dir", str(base / "results")
+            )
+            assert result.returncode == 0, result.stderr
+            done.touch()
     return base
 
 
