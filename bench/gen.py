@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 
-from common.cli import Parser, positive_ints
+from common.cli import Parser, fail, positive_ints
 from graphgen import edge_capacity, family_names, sample_examples
+from graphgen.memory import TooLarge, memory_budget, refuse_unless_fits
 
 BATCH = {16: 4096, 64: 2048, 256: 256}
 
@@ -35,6 +36,17 @@ BATCH = {16: 4096, 64: 2048, 256: 256}
 def batch_size(n: int) -> int:
     """Graphs per generator call at size n: BATCH, else about 65,536 vertices' worth (at least 64)."""
     return BATCH.get(n, max(64, 65536 // n))
+
+
+def refuse_sizes(prog: str, sizes: list[int]) -> None:
+    """One line and exit 2 for a size whose batch of graphs (ids 1..n) cannot be drawn on this device, before
+    anything compiles: never an out-of-memory traceback."""
+    budget = memory_budget()
+    for n in sizes:
+        try:
+            refuse_unless_fits(batch_size(n), n, n, budget)
+        except TooLarge as e:
+            fail(prog, f"--sizes {n}: {e}")
 
 
 def graphgen_rate(n: int, seconds: float) -> float:
@@ -144,6 +156,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=positive_ints, default=[16, 64, 256], help="comma-separated graph sizes n")
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum time per measurement")
     args = parser.parse_args()
+    refuse_sizes(parser.prog, args.sizes)
 
     device = jax.devices()[0]
     cpu = platform.processor() or platform.machine()

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.gen import batch_size
+from bench.gen import batch_size, refuse_sizes
 from bench.steps import rate
 from common.cli import Parser, positive_ints
 from graphgen import family_names, sample_examples
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=positive_ints, default=[16, 64], help="comma-separated graph sizes n")
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per measurement")
     args = parser.parse_args()
+    refuse_sizes(parser.prog, args.sizes)
     print(f"jax {jax.__version__} on {jax.devices()[0]}")
     print("n    family        generator ex/s   3 BFS share   labelling share   BFS levels mean / batch max")
     for n in args.sizes:

@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.steps import bench_config, machine, pretrain_step, rate  # noqa: E402
-from common.cli import Parser, enable_compilation_cache, positive_ints  # noqa: E402
+from common.cli import Parser, UsageError, enable_compilation_cache, fail, positive_ints  # noqa: E402
 from configs import PRESETS
 from experiment.phases import batch_sampler  # noqa: E402
 
@@ -60,6 +60,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="minimum time per measurement")
     parser.add_argument("--plot", type=Path, default=Path(__file__).with_name("scaling.png"))
     args = parser.parse_args()
+    for n in args.sizes:  # every size's arrays checked before the first compiles
+        try:
+            config(n, args.batch, args.dtype).check_memory()
+        except UsageError as e:
+            fail(parser.prog, f"--sizes {n}: {e}")
     enable_compilation_cache()
 
     print(f"machine: {machine()}")

@@ -7,7 +7,16 @@ import math
 import jax
 
 from common.cli import UsageError
-from graphgen.memory import generator_bytes, gigabytes, largest_pad, memory_budget
+from graphgen.memory import (
+    TooLarge,
+    generator_bytes,
+    gigabytes,
+    largest_pad,
+    largest_square,
+    memory_budget,
+    refuse_unless_fits,
+    square_bytes,
+)
 from graphgen.overseers import OVERSEERS
 from graphgen.splits import Split, parse_split
 from models.consistency import CONDITIONS, SELF_TRAINING
@@ -188,13 +197,15 @@ class Config:
             raise UsageError(str(e)) from None
 
     def check_memory(self) -> None:
-        """UsageError (one line, naming the largest N that fits) if a train step's generator arrays would not
-        fit on a device: refused up front, not as an out-of-memory traceback minutes into the run."""
-        budget, n_max = memory_budget(), self.data.n_max
+        """UsageError (one line, naming the limit) if a train step's generator arrays, one graph of the largest
+        evaluated size, or a batch's dense adjacency over the ids would not fit on a device: refused up front,
+        not as an out-of-memory traceback minutes into the run."""
+        budget, data = memory_budget(), self.data
+        n_max, vocab = data.n_max, data.vocab
         seeds = self.experiment.seeds if self.experiment.vmap_seeds else 1
         steps = {
             "pretraining": (
-                self.pretrain.batch_size * self.data.pool * self.pretrain.draw_ahead,
+                self.pretrain.batch_size * data.pool * self.pretrain.draw_ahead,
                 "pretrain.batch_size, data.pool or pretrain.draw_ahead",
             ),
             "fine-tuning": (  # labelled + unlabelled
@@ -204,12 +215,25 @@ class Config:
         }
         for phase, (count, knobs) in steps.items():
             per_device = -(-count // jax.device_count())
-            if (need := generator_bytes(per_device, n_max)) > budget:
+            if (need := generator_bytes(per_device, n_max, vocab)) > budget:
                 raise UsageError(
                     f"data.n_max = {n_max}: a {phase} step draws {count} graphs padded to {n_max} vertices, about "
                     f"{gigabytes(need)} of generator arrays per device, and this device has {gigabytes(budget)}: "
-                    f"the largest N that fits is {largest_pad(per_device, budget)} (or lower {knobs})"
+                    f"{_largest_n(per_device, budget, vocab)} (or lower {knobs})"
                 )
+        # The evaluation set is drawn a graph at a time if need be, up to N + eval_beyond vertices.
+        try:
+            refuse_unless_fits(1, data.eval_sizes()[1], vocab, budget)
+        except TooLarge as e:
+            raise UsageError(f"data.n_max + data.eval_beyond = {data.eval_sizes()[1]}: {e}") from None
+        # Every step holds at least one dense (vocab + 1)^2 adjacency per graph of its batch on a device.
+        batch = -(-max(self.pretrain.batch_size, self.finetune.batch_size) // jax.device_count())
+        if (need := square_bytes(batch, vocab)) > budget:
+            raise UsageError(
+                f"data.vocab = {vocab}: a batch of {batch} graphs holds at least {gigabytes(need)} of dense "
+                f"(vocab + 1)^2 adjacency per device, and this device has {gigabytes(budget)}: the largest vocab "
+                f"that fits is {largest_square(batch, budget)}"
+            )
 
     def replace(self, **sections: dict) -> "Config":
         """This config with some fields changed: replace(data={"n_max": 20}) changes data.n_max only."""
@@ -224,6 +248,11 @@ class Config:
     def from_dict(cls, raw: dict) -> "Config":
         """The inverse of to_dict (raises KeyError or TypeError on a missing section or unknown field)."""
         return cls(**{section.name: section.type(**raw[section.name]) for section in sections()})
+
+
+def _largest_n(count: int, budget: int, vocab: int) -> str:
+    largest = largest_pad(count, budget, vocab)
+    return f"the largest N that fits is {largest}" if largest >= 2 else f"no N fits with data.vocab = {vocab}"
 
 
 def sections() -> tuple[dataclasses.Field, ...]:

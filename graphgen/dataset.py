@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from common.files import write_atomic
-from graphgen.memory import TooLarge, gigabytes, host_memory, memory_budget, rows_per_call
+from graphgen.memory import TooLarge, gigabytes, host_memory, memory_budget, refuse_unless_fits, rows_per_call
 from graphgen.sample import edge_capacity, family_names, sample_examples
 
 # The data contract of docs/design.md: name -> (dtype, number of dimensions).
@@ -48,6 +48,9 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
     """`count` examples as data-contract arrays. Example i has size lo + i % (hi - lo + 1) and cycles through
     `families` once per sweep of sizes, so every (family, size) cell is equally filled. Deterministic."""
     lo, hi = sizes
+    # The largest size asked for must be drawable, however few graphs reach it: refused before any compilation.
+    budget = memory_budget()
+    refuse_unless_fits(1, bucket(hi, hi), vocab, budget)
     _check_output_fits(count, min(hi, lo + count - 1))
     span = hi - lo + 1
     index = np.arange(count)
@@ -60,7 +63,7 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
     for name in families:
         for n_pad in np.unique(example_pad):
             cell = index[(example_family == name) & (example_pad == n_pad)]
-            most = rows_per_call(int(n_pad), CHUNK, memory_budget())  # fewer rows per call for huge graphs
+            most = rows_per_call(int(n_pad), CHUNK, budget, vocab)  # fewer rows per call for huge graphs
             for rows in np.array_split(cell, -(-cell.size // most)) if cell.size else []:
                 # Pad the row count to a power of two up to `most` (padding rows repeat the first and are
                 # dropped): a handful of compiled shapes serves any count, and a call's vmapped BFS loops

@@ -7,6 +7,7 @@ validation, before any compilation, and a process per case would cost seconds ea
 a real process, where anything else a library prints to stderr would show."""
 
 import argparse
+import importlib
 import subprocess
 import sys
 
@@ -21,6 +22,7 @@ MAINS = {"train.py": train.main, "eval.py": evaluation.main, "graphgen": graphge
 TRAIN = ["--preset", "tiny", "--run-dir", "{tmp}/run", "--results-dir", "{tmp}/results"]
 EVAL = ["--results", "{tmp}/results"]
 EXPORT = ["export", "--family", "tree_plus", "--sizes", "2:4", "--count", "4", "--out", "{tmp}/x.npz"]
+ISSUE_35 = ["export", "--family", "erdos_renyi", "--sizes", "8:100000000", "--count", "10", "--out", "{tmp}/x.npz"]
 
 
 def replaced(argv: list[str], option: str, value: str) -> list[str]:
@@ -71,6 +73,10 @@ CASES = [
     ("train.py", [*TRAIN, "--finetune.draw_ahead", "1000000000"], "or lower finetune.batch_size or finetune.draw"),
     ("train.py", [*TRAIN, "--pretrain.draw_ahead", "1000000000"], "or lower pretrain.batch_size, data.pool or pre"),
     ("train.py", [*TRAIN, "--pretrain.draw_ahead", "0"], "pretrain.draw_ahead must be positive"),
+    # ... and ids whose dense (vocab + 1)^2 adjacency alone fits on no machine (16 graphs x (3 x 10^6)^2: 144 TB)
+    ("train.py", [*TRAIN, "--data.vocab", "3000000"], "the largest vocab that fits is"),
+    # ... and an evaluated size beyond every training size that alone cannot be drawn (24 B x 10^12: 24 TB)
+    ("train.py", [*TRAIN, "--data.eval_beyond", "1000000", "--data.vocab", "1000008"], "data.eval_beyond = 1000006"),
     ("train.py", [*TRAIN, "--finetune.lr", "-1"], "finetune.lr must be positive"),
     ("train.py", [*TRAIN, "--pretrain.lr", "nan"], "pretrain.lr must be positive and finite"),
     ("train.py", [*TRAIN, "--pretrain.lr", "inf"], "pretrain.lr must be positive and finite"),
@@ -104,6 +110,8 @@ CASES = [
     ("graphgen", [*EXPORT, "--vocab", "3"], "smaller than the largest size"),
     ("graphgen", replaced(EXPORT, "--sizes", "2000000:2000000"), "the largest size that fits is"),  # 96 TB each
     ("graphgen", replaced(EXPORT, "--count", "10000000000"), "examples of that size"),  # 4 TB of arrays
+    # The largest size asked for must be drawable, though 10 graphs of sizes 8..17 would be (24 B x 10^16 each)
+    ("graphgen", ISSUE_35, "graphs of 100000000 vertices (ids 1..100000000) need about"),
     ("graphgen", replaced(EXPORT, "--out", "/no/such/dir/x.npz"), "does not exist"),
     ("graphgen", replaced(EXPORT, "--out", "/proc/x.npz"), "cannot write"),  # fails when writing, not before
 ]
@@ -158,6 +166,24 @@ def test_bad_input_in_a_real_process(command, argv, message, tmp_path):
     result = subprocess.run([*launch, *expand(argv, tmp_path)], capture_output=True, text=True, timeout=300)
     check(result.returncode, result.stderr, message)
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "message"),
+    [
+        ("bench.gen", ["--sizes", "16,3000000"], "--sizes 3000000: 64 graphs drawn at once of 3000000 vertices"),
+        ("bench.gen_bound", ["--sizes", "3000000"], "the largest size that fits is"),
+        ("bench.scaling", ["--sizes", "16,3000000"], "--sizes 3000000: data.n_max = 3000000"),
+    ],
+)
+def test_a_benchmark_refuses_a_size_it_cannot_draw_before_measuring_any(module, argv, message, monkeypatch, capsys):
+    """Every size is checked before the first is measured: nothing of size 16 is printed, nothing compiles."""
+    monkeypatch.setattr(sys, "argv", [module, *argv])
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module(module).main()
+    out = capsys.readouterr()
+    check(exit_.value.code, out.err, message)
+    assert out.out == ""
 
 
 def test_a_comma_separated_list_of_sizes_is_read_or_refused_by_name():

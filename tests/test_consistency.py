@@ -87,13 +87,96 @@ def test_a_loss_is_the_mean_over_its_scope_of_minus_log_the_probability_it_holds
     assert got == pytest.approx(np.log(2) / 4, rel=1e-6)
 
 
-def test_swapping_two_path_answers_is_coherent_to_weak_checks_only():
-    """d(s,2) and d(s,3) exchanged (and d(t,.) to match): wrong, yet endpoints, range, additivity and
-    path_permutation all pass; only checks that look off the path (or at neighbours) catch it."""
-    from_s, from_t = answers_with(FROM_S, v2=2, v3=1), answers_with(FROM_T, v2=1, v3=2)
-    for name in ("endpoints", "range", "additivity", "path_permutation"):
-        assert check(name, from_s, from_t)[:4].all(), name
-    assert not check("bellman", from_s, from_t)[:4].all()
+# Wrong answers of every shape, and the verdict of every check on each, worked out by hand on the hand graph
+# (path 1 - 2 - 3 - 4, vertex 5 off it at 2, d̂ = 3). The twins (relabel, monotone) answer the truth: a reporter
+# truthful on the other presentations and wrong on this one. Each verdict lists the vertices where the check
+# fails, among those it looks at (PATH_SCOPE or GRAPH_SCOPE): a vertex outside its scope is none of its business,
+# e.g. range never judges the off-path vertex 5, however wrong.
+PATH_SCOPE, GRAPH_SCOPE = [1, 2, 3, 4], [1, 2, 3, 4, 5]  # id 6 is absent: no check looks at it
+SCOPE = {
+    "endpoints": PATH_SCOPE,  # per question: fails at every path vertex or at none
+    "range": PATH_SCOPE,
+    "additivity": PATH_SCOPE,
+    "path_permutation": PATH_SCOPE,  # per question, like endpoints
+    "edge_lipschitz": GRAPH_SCOPE,
+    "bellman": GRAPH_SCOPE,
+    "relabel": GRAPH_SCOPE,
+    "monotone": GRAPH_SCOPE,
+}
+# shape -> (answers from s, answers from t)
+SHAPES = {
+    # d(s,3) = 4 > d̂ = 3, d(t,3) the truth: 4 + 1 != 3
+    "beyond d̂": (answers_with(FROM_S, v3=4), FROM_T),
+    # ... and d(t,3) = 0 as if 3 were t: d(s,3) + d(3,t) = 4 is not 3, whatever d(t,.) is asked at rest = -1
+    "beyond d̂, d(u,t) = 0": (answers_with(FROM_S, v3=4), answers_with(FROM_T, v3=0)),
+    # d(s,s) = 2 = 1 + d(s,2): the Bellman step from its neighbour holds, only d(s,s) = 0 catches it
+    "at s": (answers_with(FROM_S, v1=2), FROM_T),
+    # the report at t says 2, the d(s,t) head 3
+    "at t": (answers_with(FROM_S, v4=2), FROM_T),
+    "off the path": (answers_with(FROM_S, v5=4), FROM_T),
+    # every d(s,.) one too many: every difference along an edge is the truth's
+    "shifted by one": ([a + 1 for a in FROM_S[:5]] + [0], FROM_T),
+    # d(s,2) and d(s,3) exchanged, and d(t,.) to match: a coherent lie on the path
+    "swapped on the path": (answers_with(FROM_S, v2=2, v3=1), answers_with(FROM_T, v2=1, v3=2)),
+}
+VERDICTS = {
+    "beyond d̂": {
+        "endpoints": [], "range": [3], "additivity": [3], "path_permutation": PATH_SCOPE,
+        "edge_lipschitz": [2, 3],  # |1 - 4| on edge 2-3
+        "bellman": [3, 4],  # 4 != 1 + min(1, 3); at 4: 3 != 1 + 4
+        "relabel": [3], "monotone": [],  # the twin's 2 is at most 4
+    },
+    "beyond d̂, d(u,t) = 0": {
+        "endpoints": [], "range": [3], "additivity": [3], "path_permutation": PATH_SCOPE,
+        "edge_lipschitz": [2, 3], "bellman": [3, 4], "relabel": [3], "monotone": [],
+    },
+    "at s": {
+        "endpoints": PATH_SCOPE, "range": [], "additivity": [1],  # 2 + 3 != 3
+        "path_permutation": PATH_SCOPE,  # {2, 1, 2, 3}
+        "edge_lipschitz": [],  # |2 - 1| on edge 1-2
+        "bellman": [1, 2],  # at s: 2 != 0; at 2: 1 != 1 + min(2, 2, 2)
+        "relabel": [1], "monotone": [],
+    },
+    "at t": {
+        "endpoints": PATH_SCOPE, "range": [], "additivity": [4], "path_permutation": PATH_SCOPE,  # {0, 1, 2, 2}
+        "edge_lipschitz": [], "bellman": [4],  # 2 != 1 + 2
+        "relabel": [4], "monotone": [4],  # the twin's 3 is more than 2
+    },
+    "off the path": {  # the path checks do not look at 5
+        "endpoints": [], "range": [], "additivity": [], "path_permutation": [],
+        "edge_lipschitz": [2, 5], "bellman": [5], "relabel": [5], "monotone": [],
+    },
+    "shifted by one": {
+        "endpoints": PATH_SCOPE, "range": [4], "additivity": PATH_SCOPE, "path_permutation": PATH_SCOPE,
+        "edge_lipschitz": [],
+        "bellman": [1],  # every step from a neighbour holds: only d(s,s) = 0 fails
+        "relabel": GRAPH_SCOPE, "monotone": [],
+    },
+    "swapped on the path": {  # weak checks pass; those that look at neighbours catch it
+        "endpoints": [], "range": [], "additivity": [], "path_permutation": [],
+        "edge_lipschitz": PATH_SCOPE,  # |0 - 2| on edge 1-2, |1 - 3| on edge 3-4
+        "bellman": [2, 3, 4, 5],  # 2 != 1 + 0, 1 != 1 + 2, 3 != 1 + 1, 2 != 1 + 2
+        "relabel": [2, 3], "monotone": [3],  # the twin's 2 is more than 1
+    },
+}  # fmt: skip
+
+
+def test_every_shape_has_a_verdict_of_every_check():
+    assert set(VERDICTS) == set(SHAPES) and set(SCOPE) == set(checks())
+    assert all(set(verdict) == set(checks()) for verdict in VERDICTS.values())
+
+
+@pytest.mark.parametrize("name", SCOPE)
+def test_each_check_looks_at_the_vertices_it_is_about(name):
+    assert (np.flatnonzero(scope_of(name, FROM_S, FROM_T)) + 1).tolist() == SCOPE[name]
+
+
+@pytest.mark.parametrize(("shape", "name"), [(shape, name) for shape in SHAPES for name in SCOPE])
+def test_each_check_on_wrong_answers_of_every_shape(shape, name):
+    """The verdict at every vertex the check looks at, against the hand-computed table."""
+    from_s, from_t = SHAPES[shape]
+    verdict = check(name, from_s, from_t)
+    assert [v for v in SCOPE[name] if not verdict[v - 1]] == VERDICTS[shape][name]
 
 
 @pytest.mark.parametrize(("name", "from_s", "from_t", "twins", "failing"), CASES)

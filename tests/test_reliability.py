@@ -16,8 +16,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from conftest import TINY, log_records, run_script
+from tqdm import tqdm
 
 from common.provenance import PACKAGES, code_version
+from experiment.fit import _guard_finite
+from experiment.rundir import PhaseFiles, RunError
 from graphgen.dataset import load, save
 
 train = partial(run_script, "train.py")
@@ -204,6 +207,22 @@ def test_corrupt_or_swapped_run_files_are_one_line_exit_2(run_copy, tmp_path):
     eval_set.write_bytes(eval_set.read_bytes()[:-100])
     one_line_exit_2(evaluate("--run", str(run_copy), "--results", str(out)), "not a readable .npz")
     assert not list(out.iterdir())  # train.py made the directory up front; nothing was written into it
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_finite_metrics_with_non_finite_parameters_stop_the_run_before_their_checkpoint(bad, tmp_path):
+    """A checkpoint step whose loss and accuracy are finite while the updated parameters are not (an update that
+    overflowed where the loss did not look): the run stops and the last good checkpoint stays the latest, whole."""
+    files = PhaseFiles(tmp_path, ["pretrain"])
+    good, opt_state = {"w": np.ones(3, np.float32)}, {"mu": np.zeros(3, np.float32)}
+    files.save(0, 1, good, opt_state)
+    metrics, broken = [{"loss": 0.5, "acc": 1.0}], {"w": np.array([1, bad, 1], np.float32)}
+    _guard_finite(files, tqdm(disable=True), 2, metrics, {"w": np.full(3, 2, np.float32)})  # controls: finite
+    _guard_finite(files, tqdm(disable=True), 2, metrics)  # ... and no checkpoint at this step
+    with pytest.raises(RunError, match=r"^pretrain: non-finite loss or parameters at step 2 .*checkpoint kept"):
+        _guard_finite(files, tqdm(disable=True), 2, metrics, broken)
+    assert files.latest_step() == 1
+    assert np.array_equal(files.restore(0, 1, good, opt_state)["params"]["w"], good["w"])
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
