@@ -33,7 +33,6 @@ from experiment.metrics import (
     tables,
 )
 from experiment.predict import answers, predictions, self_query, trivial_report
-from experiment.pretrained import load_checked, record_of
 from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
     PRETRAIN,
@@ -47,6 +46,7 @@ from experiment.rundir import (
     phase_name,
     read_log,
 )
+from experiment.stored import load_checked, record_of
 from graphgen.twins import TWINS, read_back, twin_arrays
 from models.consistency import checks
 from models.objectives import PRETRAINED, ceilings, variant
