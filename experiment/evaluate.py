@@ -56,6 +56,7 @@ from experiment.rundir import (
     read_log,
 )
 from experiment.stored import load_checked, record_of
+from experiment.summary import BASELINES
 from graphgen.twins import TWINS, read_back, twin_arrays
 from models.consistency import checks
 from models.model import PathModel
@@ -109,11 +110,19 @@ class Evaluation:
     split_of: dict
     masks: dict
 
+    def longest(self, name: str) -> int | None:
+        """The largest distance variant `name`'s labels hold (a label-free baseline: the run's split's; None for a
+        variant without labels)."""
+        labelled = None if name in BASELINES else variant(name)
+        if labelled and not labelled.labels:
+            return None
+        data, everywhere = self.cfg.data, bool(labelled and labelled.labels_up_to_N)
+        return longest_labelled(self.split_of[name], data.n_report, data.n_max, everywhere)
+
     def question(self, name: str, d_st: np.ndarray) -> Question:
         """What the candidate policies see of every question, for variant `name` whose d(s,t) answers are d_st."""
-        a, checked = self.arrays, self.masks[self.split_of[name]][0]
-        longest = longest_labelled(self.queries["label"], checked)
-        return Question(a["s"], a["t"], d_st, self.queries["label"], self.from_t, longest, self.o_label)
+        a, label = self.arrays, self.queries["label"]
+        return Question(a["s"], a["t"], d_st, label, self.from_t, self.longest(name), self.o_label)
 
 
 def evaluate_run(
@@ -192,7 +201,7 @@ def prepare(cfg: Config, run_dir: Path, arrays: dict, names: list[str]) -> Evalu
     n_max, vocab, run_split = cfg.data.n_max, cfg.data.vocab, cfg.data.parsed_split()
     pretrained = load_checked(cfg, run_dir)
     queries = query_labels(arrays, vocab)
-    baselines = ["trivial", "self", *(["self-overseer"] if cfg.data.learned_overseer() else [])]
+    baselines = [name for name in BASELINES if name != "self-overseer" or cfg.data.learned_overseer()]
     split_of = {name: run_split for name in baselines} | {name: variant(name).split or run_split for name in names}
     masks = {split: split_masks(split, queries, arrays, cfg.data.n_report, n_max) for split in split_of.values()}
     overseer = cfg.data.overseer
@@ -302,13 +311,12 @@ def outcomes(ev: Evaluation, name: str, given: Answers) -> Scored:
 def variant_table(ev: Evaluation, name: str, scored: list[Scored], seeds: int) -> dict:
     """A variant's entry of the summary from its seeds' numbers (a label-free baseline: `seeds` 0, one entry):
     the means and 95% intervals of its tables, its counts added over the seeds, its pooled numbers."""
-    split = ev.split_of[name]
     counted = {key: summed_counts([s.counts[key] for s in scored]) for key in scored[0].counts}
     counted["explained_by_distance"] = explained_shares(counted["explained_by_distance"])
     return {
         "seeds": seeds,
-        "split": str(split),
-        "longest_labelled": longest_labelled(ev.queries["label"], ev.masks[split][0]),
+        "split": str(ev.split_of[name]),
+        "longest_labelled": ev.longest(name),
         **(scored[0].tables if not seeds else {k: aggregate([s.tables[k] for s in scored]) for k in scored[0].tables}),
         "pooled": aggregate_pooled([s.parts for s in scored]),
         **counted,

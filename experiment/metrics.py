@@ -225,10 +225,14 @@ def aggregate_pooled(per_seed: list[dict]) -> dict:
     return out
 
 
-def longest_labelled(label: np.ndarray, checked: np.ndarray) -> int | None:
-    """The largest true distance among a split's checked queries (None where it checks none): what its labels
-    could teach a reporter to say at most."""
-    return int(label[checked].max()) if checked.any() else None
+def longest_labelled(split: Split, n_report: int, n_max: int, everywhere: bool = False) -> int:
+    """The largest true distance among the queries a split labels, what labels could teach a reporter to say at
+    most: n - 1 under `size` (the longest path of a graph of n vertices), K under `distance:K`, and N - 1 under the
+    others (labels at every size <= N) or for a variant labelled everywhere up to N (`everywhere`: the oracles,
+    the probes)."""
+    if everywhere or split.kind not in ("size", "distance"):
+        return n_max - 1
+    return split.max_distance if split.kind == "distance" else n_report - 1
 
 
 def counts_by_distance(label: np.ndarray, value: np.ndarray, mask: np.ndarray) -> dict[str, dict[str, int]]:

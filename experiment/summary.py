@@ -7,6 +7,8 @@ from pathlib import Path
 
 from common.cli import UsageError
 
+BASELINES = ("trivial", "self", "self-overseer")  # the label-free rows of a summary: not trained, no seeds
+
 
 def has_pgr(table: dict) -> bool:
     """Whether a variant's pooled PGR counts (is drawn, headlined): it has one and its oracle is a ceiling

@@ -17,12 +17,14 @@ from experiment.metrics import (
     counts_by_distance,
     explained_counts,
     explained_shares,
+    longest_labelled,
     query_labels,
     summed_counts,
 )
 from experiment.policies import POLICIES, UNEXPLAINED, Question, applicable, first_match
 from experiment.predict import answers, truth_rank
 from experiment.rundir import make_eval_set, new_model, variant_model
+from graphgen.splits import parse_split
 from models.objectives import PRETRAINED, variant
 
 # HAND_GRAPH: the path 1-2-3-4 (s=1, t=4), vertex 5 off vertex 2, id 6 absent (-1: no distance).
@@ -54,6 +56,15 @@ def test_the_overseer_policy_is_the_runs_overseer_where_it_has_one():
     o = np.array([[0, 1, 2, 2, 4, -1]])
     np.testing.assert_array_equal(POLICIES["overseer"](dataclasses.replace(HAND, overseer=o)), o)
     assert POLICIES["clamp"](dataclasses.replace(HAND, longest=None)) is None  # no labels: nothing to clamp to
+
+
+@pytest.mark.parametrize(
+    ("split", "everywhere", "longest"),
+    [("size", False, 7), ("size", True, 15), ("distance:3", False, 3), ("offpath", False, 15)],
+)
+def test_the_largest_labelled_distance_of_each_split(split, everywhere, longest):
+    """n = 8, N = 16: a graph of n vertices has paths of at most n - 1 edges; the oracles are labelled up to N."""
+    assert longest_labelled(parse_split(split), 8, 16, everywhere) == longest
 
 
 # Answers at ids 1..6: right at 1 (d=0); 3 at 2 (d=1): d_st; 1 at 3 (d=2): not clamp 2, d_st 3 or trivial 2, but
