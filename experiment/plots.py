@@ -11,11 +11,9 @@ import numpy as np  # noqa: E402
 from common.files import write_atomic  # noqa: E402
 from experiment.compare import BY, CURVES, curves, limits  # noqa: E402
 from experiment.metrics import mean_ci  # noqa: E402
-from experiment.summary import has_pgr, pgr_note  # noqa: E402
+from experiment.summary import BASELINES, has_pgr, pgr_note  # noqa: E402
 from models.consistency import LADDER  # noqa: E402
 from models.objectives import ceilings, ladder  # noqa: E402
-
-BASELINES = ("trivial", "self", "self-overseer")  # label-free rows of a summary: not trained, no seeds
 
 
 def _limits(ax, *summaries: dict, text: bool = True) -> None:
@@ -296,35 +294,31 @@ def plot_explained(summary: dict, out: Path) -> None:
     stacked bars of the share each candidate policy explains first (experiment/policies.py), and the rest
     unexplained; above each bar, how many wrong answers it is of (every seed)."""
     names = _per_variant(summary, "explained_by_distance")
-    if not names:
-        return
     rows = [row for name in names for row in summary["variants"][name]["explained_by_distance"].values()]
     policies = [k for k in dict.fromkeys(k for row in rows for k in row) if k != "wrong"]
-    color = {p: "0.8" if p == "unexplained" else f"C{i}" for i, p in enumerate(policies)}
-    fig, axes = _grid(len(names), sharey=True)
-    for ax, name in zip(axes, names, strict=True):
-        table = summary["variants"][name]["explained_by_distance"]
-        x = [int(d) for d in table]
-        bottom = np.zeros(len(x))
-        for policy in policies:
-            share = np.array([row.get(policy, 0.0) for row in table.values()])
-            ax.bar(x, share, bottom=bottom, width=0.8, color=color[policy], label=policy)
-            bottom += share
-        for d, row in zip(x, table.values(), strict=True):
-            ax.text(d, 1.01, str(row["wrong"]), ha="center", va="bottom", fontsize=5, rotation=90)
-        _mark_longest(ax, _longest(summary, name))
-        ax.set(ylim=(0, 1.15), title=_wrapped(name))
-        ax.title.set_fontsize(7)
-        ax.tick_params(labelsize=6)
-    axes[0].legend(fontsize=6, loc="lower left")
-    fig.supxlabel("true distance d(s,u)", fontsize=9)
-    fig.supylabel("share of the wrong answers", fontsize=9)
-    fig.suptitle(
+    colors = {p: "0.8" if p == "unexplained" else f"C{i}" for i, p in enumerate(policies)}
+
+    def counted(ax, name: str) -> None:
+        for d, row in summary["variants"][name]["explained_by_distance"].items():
+            ax.text(int(d), 1.01, str(row["wrong"]), ha="center", va="bottom", fontsize=5, rotation=90)
+
+    title = (
         "which policy explains each wrong answer first (held-out queries, every seed; the number of wrong answers "
-        "above each bar); dashed: the largest labelled distance",
-        fontsize=9,
+        "above each bar)"
     )
-    _save(fig, out, "explained_vs_distance.png")
+    parts = {p: (lambda row, p=p: row.get(p, 0.0)) for p in policies}
+    ylabel = "share of the wrong answers"
+    _stacked(
+        summary,
+        names,
+        "explained_by_distance",
+        parts,
+        colors,
+        counted,
+        ylabel,
+        title,
+        out / "explained_vs_distance.png",
+    )
 
 
 RANKS = ("1", "2", "3", "4+")  # the truth's rank among the reporter's outputs, as drawn
@@ -335,33 +329,50 @@ def plot_truth_rank(summary: dict, out: Path) -> None:
     where the truth ranks 1st (its answer), 2nd, 3rd and lower among its outputs (stacked bars), and the mean
     probability it gives the truth (a line: every path query at that distance)."""
     names = _per_variant(summary, "rank_by_distance")
+    colors = dict(zip((f"rank {r}" for r in RANKS), ("C2", "#9ed99e", "#f2d16b", "0.8"), strict=True))
+
+    def share(label: str):
+        return lambda row: sum(c for r, c in row.items() if _rank_bin(int(r)) == label) / sum(row.values())
+
+    def p_true(ax, name: str) -> None:
+        _band(ax, summary["variants"][name]["by_distance"], "p_true", 0.2, color="k", marker=".", label="P(truth)")
+
+    title = (
+        "where the truth ranks among the reporter's outputs (1: its answer; held-out queries, every seed) and the "
+        "probability it gives the truth (mean, 95% interval over seeds)"
+    )
+    parts = {f"rank {r}": share(r) for r in RANKS}
+    ylabel = "share of the held-out queries"
+    _stacked(
+        summary, names, "rank_by_distance", parts, colors, p_true, ylabel, title, out / "truth_rank_vs_distance.png"
+    )
+
+
+def _stacked(summary: dict, names, key: str, parts: dict, colors: dict, extra, ylabel: str, title: str, path: Path):
+    """The figure `path`: per variant of `names`, by true distance, stacked bars of `parts` (label -> its share
+    in a row of the variant's table `key`), `extra(ax, name)` drawn over them, the largest labelled distance
+    dashed."""
     if not names:
         return
-    colors = dict(zip(RANKS, ("C2", "#9ed99e", "#f2d16b", "0.8"), strict=True))
     fig, axes = _grid(len(names), sharey=True)
     for ax, name in zip(axes, names, strict=True):
-        table = summary["variants"][name]["rank_by_distance"]
+        table = summary["variants"][name][key]
         x = [int(d) for d in table]
         bottom = np.zeros(len(x))
-        for label in RANKS:
-            count = np.array([sum(c for r, c in row.items() if _rank_bin(int(r)) == label) for row in table.values()])
-            share = count / np.array([sum(row.values()) for row in table.values()])
-            ax.bar(x, share, bottom=bottom, width=0.8, color=colors[label], label=f"rank {label}")
+        for label, part in parts.items():
+            share = np.array([part(row) for row in table.values()])
+            ax.bar(x, share, bottom=bottom, width=0.8, color=colors[label], label=label)
             bottom += share
-        _band(ax, summary["variants"][name]["by_distance"], "p_true", 0.2, color="k", marker=".", label="P(truth)")
+        extra(ax, name)
         _mark_longest(ax, _longest(summary, name))
-        ax.set(ylim=(0, 1.02), title=_wrapped(name))
+        ax.set(ylim=(0, 1.15), title=_wrapped(name))
         ax.title.set_fontsize(7)
         ax.tick_params(labelsize=6)
     axes[0].legend(fontsize=6, loc="lower left")
     fig.supxlabel("true distance d(s,u)", fontsize=9)
-    fig.supylabel("share of the held-out queries", fontsize=9)
-    fig.suptitle(
-        "where the truth ranks among the reporter's outputs (1: its answer; held-out queries, every seed) and the "
-        "probability it gives the truth (mean, 95% interval over seeds); dashed: the largest labelled distance",
-        fontsize=9,
-    )
-    _save(fig, out, "truth_rank_vs_distance.png")
+    fig.supylabel(ylabel, fontsize=9)
+    fig.suptitle(f"{title}; dashed: the largest labelled distance", fontsize=9)
+    _save(fig, path.parent, path.name)
 
 
 def _rank_bin(rank: int) -> str:
