@@ -171,6 +171,7 @@ def evaluate_run(
     held_out = {name: ev.masks[ev.split_of[name]][1] for name in names}
     ceiling = add_held_out_pgr(variants, {cell: s.correct for cell, s in scored.items()}, held_out, oracle_of, seeds)
 
+    # Summary: the tables beside what the model knows and what the results were made of.
     summary = {
         "config": dataclasses.asdict(
             dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, variants=",".join(names)))
