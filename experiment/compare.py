@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 from common.cli import UsageError
-from experiment.summary import read_summary
+from experiment.summary import pgr_note, read_summary
 
 # The curves by size that a comparison draws, where every run has them (knows_withholds: since the self-query).
 CURVES = {
@@ -70,28 +70,36 @@ def select(summaries: dict[str, dict], variants: list[str] | None) -> dict[str, 
     return {run: [v for v in variants if v in s["variants"]] for run, s in summaries.items()}
 
 
-def curves(summaries: dict[str, dict]) -> list[str]:
-    """The metrics of CURVES that every run reports by size."""
-    rows = [row for s in summaries.values() for v in s["variants"].values() for row in v["by_size"].values()]
-    return [m for m in CURVES if all(m in row for row in rows)]
+BY = ("size", "distance")  # the axes a comparison draws its curves against
+
+
+def curves(summaries: dict[str, dict], by: str = "size") -> list[str]:
+    """The metrics of CURVES that every run reports by `by` (size, or true distance: none where a run lacks it)."""
+    tables = [v.get(f"by_{by}") for s in summaries.values() for v in s["variants"].values()]
+    if not all(tables):
+        return []
+    return [m for m in CURVES if all(m in row for table in tables for row in table.values())]
 
 
 def rows(summaries: dict[str, dict], shown: dict[str, list[str]]) -> list[dict]:
-    """Every number the figures show, one row each: by size for each curve, and PGR pooled over sizes n+1..N."""
-    out, metrics = [], curves(summaries)
+    """Every number the figures show, one row each: by size and by true distance for each curve (the column of
+    the other left empty), and PGR pooled over sizes n+1..N (where it counts, `pgr_note`)."""
+    out = []
     for run, summary in summaries.items():
         for name in shown[run]:
             table = summary["variants"][name]
             base = {"run": run, "variant": name, "seeds": table["seeds"]}
-            for metric in metrics:
-                for size, row in sorted(table["by_size"].items(), key=lambda kv: int(kv[0])):
-                    low, high = row.get(f"{metric}_ci95", [row[metric], row[metric]])
-                    out.append({**base, "metric": metric, "size": size, "mean": row[metric], "low": low, "high": high})
-            if "pgr_beyond_n" in table:
+            for by in BY:
+                for metric in curves(summaries, by):
+                    for key, row in sorted(table[f"by_{by}"].items(), key=lambda kv: int(kv[0])):
+                        low, high = row.get(f"{metric}_ci95", [row[metric], row[metric]])
+                        at = {"size": key if by == "size" else "", "distance": key if by == "distance" else ""}
+                        out.append({**base, "metric": metric, **at, "mean": row[metric], "low": low, "high": high})
+            if "pgr_beyond_n" in table and not pgr_note(name, table):
                 pgr = table["pgr_beyond_n"]
                 n, big_n = limits(summary)
                 out.append(
-                    {**base, "metric": "pgr_beyond_n", "size": f"{n + 1}..{big_n}", "mean": pgr["mean"]}
+                    {**base, "metric": "pgr_beyond_n", "size": f"{n + 1}..{big_n}", "distance": "", "mean": pgr["mean"]}
                     | dict(zip(("low", "high"), pgr["ci95"], strict=True))
                 )
     return out
@@ -111,7 +119,7 @@ def headline(summaries: dict[str, dict], shown: dict[str, list[str]]) -> list[di
                 values = [row[metric] for size, row in by_size.items() if lo <= size <= hi]
                 return sum(values) / len(values) if values else None
 
-            pgr = table.get("pgr_beyond_n")
+            pgr, note = table.get("pgr_beyond_n"), pgr_note(name, table)
             out.append(
                 {
                     "run": run,
@@ -121,7 +129,9 @@ def headline(summaries: dict[str, dict], shown: dict[str, list[str]]) -> list[di
                     "acc n+1..N": mean("acc", n + 1, big_n),
                     "acc > N": mean("acc", big_n + 1, float("inf")),
                     "coherent_wrong n+1..N": mean("coherent_wrong", n + 1, big_n),
-                    "PGR beyond n": pgr and f"{pgr['mean']:.3f} [{pgr['ci95'][0]:.3f}, {pgr['ci95'][1]:.3f}]",
+                    "PGR beyond n": f"— ({note})"
+                    if note
+                    else pgr and f"{pgr['mean']:.3f} [{pgr['ci95'][0]:.3f}, {pgr['ci95'][1]:.3f}]",
                 }
             )
     return out
@@ -143,7 +153,8 @@ def to_markdown(table: list[dict], summaries: dict[str, dict], found: list[str])
         lines += [f"**Mixed comparison, not directly comparable:** {'; '.join(found)}.", ""]
     lines += [
         "Accuracy and coherent-but-wrong: the mean over seeds at each size, averaged over the sizes of the range "
-        "(each size once). PGR: pooled over sizes n+1..N, mean [95% interval] over seeds. Every number by size: "
+        "(each size once). PGR: pooled over sizes n+1..N, mean [95% interval] over seeds; none for an oracle (the "
+        "ceiling itself) or against an oracle below 0.9 there (no ceiling). Every number by size and by distance: "
         "compare.csv.",
         "",
         "| " + " | ".join(table[0]) + " |",

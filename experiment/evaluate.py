@@ -3,6 +3,7 @@ baseline and the pretrained model's own capability, into a results directory."""
 
 import dataclasses
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from tqdm import tqdm
 
 from common.cli import UsageError
 from common.provenance import provenance
-from configs import DataConfig
+from configs import Config, DataConfig
 from experiment.hosts import barrier, is_primary
 from experiment.metrics import (
     add_held_out_pgr,
@@ -20,20 +21,27 @@ from experiment.metrics import (
     aggregate_pooled,
     at_target,
     capability,
+    counts_by_distance,
     disagreement,
+    exact_distances,
+    explained_counts,
+    explained_shares,
+    longest_labelled,
     overseer_labels,
     policy_outcomes,
     policy_tables,
     pooled,
     pooled_policy,
     present_families,
+    query_counts,
     query_labels,
     query_outcomes,
     split_masks,
+    summed_counts,
     tables,
 )
+from experiment.policies import Question
 from experiment.predict import answers, predictions, self_query, trivial_report
-from experiment.pretrained import load_checked, record_of
 from experiment.results import refuse_to_replace, write_results
 from experiment.rundir import (
     PRETRAIN,
@@ -47,11 +55,74 @@ from experiment.rundir import (
     phase_name,
     read_log,
 )
+from experiment.stored import load_checked, record_of
+from experiment.summary import BASELINES
 from graphgen.twins import TWINS, read_back, twin_arrays
 from models.consistency import checks
+from models.model import PathModel
 from models.objectives import PRETRAINED, ceilings, variant
 
 ASKED_TOGETHER = 12  # reporters answered per pass over the evaluation set: bounds the answers held in memory
+Cell = tuple[str, int]  # (variant, seed); a label-free baseline is (name, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    """One reporter's answers: d(s,v) from s and d(t,v) from t (B, V), d(s,v) on each twin (in TWINS order, in
+    the twin's ids), its own d(s,t) (B,) and, for a reporter with logits, the truth's `rank` and `p_true` (B, V)
+    (experiment/predict.py: truth_rank; empty for the label-free baselines)."""
+
+    from_s: np.ndarray
+    from_t: np.ndarray
+    on_twins: tuple[np.ndarray, ...]
+    d_st: np.ndarray
+    ranked: dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """One reporter's numbers on one seed: its tables (means by size, distance, ...), its counts by distance
+    (added over seeds), its numbers pooled over its split's checked and held-out queries, and whether it is right
+    at each query (for PGR)."""
+
+    tables: dict
+    counts: dict
+    parts: dict
+    correct: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What every reporter of a run is asked and scored against, computed once: the evaluation set and its
+    twins (second presentations: new ids; one more edge), the true distances from s (`queries`) and from t,
+    the pretrained model's d(s,t) answers and self-query (what it knows), the overseer's answers, and each
+    variant's split with its (checked, held-out) masks."""
+
+    cfg: Config
+    arrays: dict
+    pretrained: PathModel
+    twin_sets: dict
+    queries: dict
+    from_t: np.ndarray
+    d_hat: np.ndarray
+    knows: np.ndarray
+    o_label: np.ndarray | None
+    split_of: dict
+    masks: dict
+
+    def longest(self, name: str) -> int | None:
+        """The largest distance variant `name`'s labels hold (a label-free baseline: the run's split's; None for a
+        variant without labels)."""
+        labelled = None if name in BASELINES else variant(name)
+        if labelled and not labelled.labels:
+            return None
+        data, everywhere = self.cfg.data, bool(labelled and labelled.labels_up_to_N)
+        return longest_labelled(self.split_of[name], data.n_report, data.n_max, everywhere)
+
+    def question(self, name: str, d_st: np.ndarray) -> Question:
+        """What the candidate policies see of every question, for variant `name` whose d(s,t) answers are d_st."""
+        a, label = self.arrays, self.queries["label"]
+        return Question(a["s"], a["t"], d_st, label, self.from_t, self.longest(name), self.o_label)
 
 
 def evaluate_run(
@@ -77,124 +148,30 @@ def evaluate_run(
     seeds = finetune_seeds(cfg)
     for phase in [PRETRAIN, *(phase_name(name, seed) for name in names for seed in seeds)]:
         finished_manager(run_dir, phase)  # a missing phase fails now, not minutes into the evaluation
-    n_max, vocab = cfg.data.n_max, cfg.data.vocab
-    pretrained = load_checked(cfg, run_dir)
     progress = tqdm(
         total=1 + len(names) * len(seeds), desc="eval", unit="model", dynamic_ncols=True, leave=False,
         disable=not is_primary(),
     )  # fmt: skip
-    d_hat = predictions(pretrained, arrays, n_max)
-    knows = self_query(pretrained, arrays, n_max, vocab)
-    # Second presentations of every question (new ids; one more edge), for the checks that compare two.
-    twin_sets = {name: twin_arrays(arrays, name, vocab, seed=cfg.data.eval_seed) for name in TWINS}
-    queries = query_labels(arrays, vocab)
-    # The overseer's answer at every vertex, and its beliefs as the model learned them (the head's o(s,v)).
-    overseer, learned = cfg.data.overseer, cfg.data.learned_overseer()
-    o_label = overseer_labels(overseer, queries, cfg.data.n_report, vocab) if overseer else None
-    run_split = cfg.data.parsed_split()
-    baseline_names = ["trivial", "self", *(["self-overseer"] if learned else [])]
-    split_of = {name: run_split for name in baseline_names} | {name: variant(name).split or run_split for name in names}
-    masks = {split: split_masks(split, queries, arrays, cfg.data.n_report, n_max) for split in split_of.values()}
+    ev = prepare(cfg, run_dir, arrays, names)
 
-    def scored(name: str, pred_s, pred_t, *on_twins) -> tuple[dict, dict, np.ndarray]:
-        """Tables of one reporter, its numbers pooled over its split's checked and held-out queries, and
-        whether it is right at each query (for PGR), from its answers from s and from t and its answers d(s,v)
-        on each twin (in TWINS order, in the twin's ids)."""
-        twins = {name: read_back(twin_sets[name], a) for name, a in zip(TWINS, on_twins, strict=True)}
-        outcomes = query_outcomes(pred_s, pred_t, d_hat, knows, arrays, vocab, twins, queries)
-        checked, held_out = masks[split_of[name]]
-        parts = {"checked": pooled(outcomes, checked), "held_out": pooled(outcomes, held_out)}
-        table = tables(outcomes, arrays)
-        if overseer:  # which policy it follows where the overseer and the truth disagree
-            policy = policy_outcomes(pred_s, queries, o_label)
-            table |= policy_tables(policy, queries["label"], arrays)
-            parts["policy"] = pooled_policy(policy, held_out)
-        return table, parts, outcomes["acc"]
-
-    # Two label-free baselines: the best guess from the question alone, and the model's own self-query.
-    def trivial(questions: dict, swap: bool = False, d_st: np.ndarray | None = None) -> np.ndarray:
-        """The trivial report on `questions`, from the pretrained head's d(s,t) (`d_st` when already asked)."""
-        source, target = (questions["t"], questions["s"]) if swap else (questions["s"], questions["t"])
-        d_st = predictions(pretrained, questions, n_max, swap=swap) if d_st is None else d_st
-        return trivial_report(d_st, source, target, vocab)
-
-    baselines = {
-        "trivial": (
-            trivial(arrays, d_st=d_hat),
-            trivial(arrays, swap=True),
-            *(trivial(twin_sets[name]) for name in TWINS),
-        ),
-        "self": (
-            knows,
-            self_query(pretrained, arrays, n_max, vocab, swap=True),
-            *(self_query(pretrained, twin_sets[name], n_max, vocab) for name in TWINS),
-        ),
-    }
-    if learned:  # what the model believes the overseer answers, asked like the self-query
-        baselines["self-overseer"] = (
-            self_query(pretrained, arrays, n_max, vocab, overseer=True),
-            self_query(pretrained, arrays, n_max, vocab, swap=True, overseer=True),
-            *(self_query(pretrained, twin_sets[name], n_max, vocab, overseer=True) for name in TWINS),
-        )
-    variants, correct = {}, {}
-    for name, given in baselines.items():
-        table, parts, correct[name, 0] = scored(name, *given)
-        variants[name] = {"seeds": 0, "split": str(split_of[name]), **table, "pooled": aggregate_pooled([parts])}
+    # Predictions -> outcomes, a group of reporters at a time (only one group's answers are held).
+    scored = {(name, 0): outcomes(ev, name, given) for name, given in baseline_answers(ev).items()}
     progress.update()
-    pretrained_state = nnx.state(pretrained, PRETRAINED)
-
-    def reporter(name: str, seed: int):
-        progress.set_postfix_str(f"{name} seed {seed}")
-        try:
-            return load_reporter(cfg, run_dir, name, seed, pretrained_state)
-        except RunError:
-            progress.close()  # before the error, so that the error is the last line
-            raise
-
-    def reports(cells: list[tuple[str, int]], encoder=None) -> dict:
-        """(name, seed) -> the reporter's answers from s, from t and on each twin. Reporters on the frozen pretrained
-        encoder (encoder=pretrained) are asked together: each graph is encoded once for all of them."""
-        models = {cell: reporter(*cell) for cell in cells}
-        askers = [(models[cell], variant(cell[0]).head) for cell in cells]
-        questions = [(arrays, False), (arrays, True), *((twin_sets[name], False) for name in TWINS)]
-        asked = [answers(encoder or models[cells[0]], askers, q, n_max, swap) for q, swap in questions]
-        return dict(zip(cells, zip(*asked, strict=True), strict=True))
-
-    # Reporters on the frozen pretrained encoder in groups that share its encoding, the others one by one.
-    cells = [(name, seed) for name in names for seed in seeds]
-    shared = [cell for cell in cells if not variant(cell[0]).train_encoder]
-    groups = [(shared[i : i + ASKED_TOGETHER], pretrained) for i in range(0, len(shared), ASKED_TOGETHER)]
-    groups += [([cell], None) for cell in cells if variant(cell[0]).train_encoder]
-    scores = {}
-    for group, encoder in groups:
-        for cell, asked in reports(group, encoder).items():
-            scores[cell] = scored(cell[0], *asked)
-            correct[cell] = scores[cell][2]
-            progress.update()
-    for name in names:
-        per_seed = [scores[name, seed][0] for seed in seeds]
-        variants[name] = {
-            "seeds": len(per_seed),
-            "split": str(split_of[name]),
-            **{k: aggregate([t[k] for t in per_seed]) for k in per_seed[0]},
-            "pooled": aggregate_pooled([scores[name, seed][1] for seed in seeds]),
-        }
+    for cell, given in reporter_answers(ev, run_dir, [(name, seed) for name in names for seed in seeds], progress):
+        scored[cell] = outcomes(ev, cell[0], given)
+        progress.update()
     progress.close()
-    oracle_of = ceilings(names)
-    add_pgr(variants, cfg.data.n_report, {v: o for v, o in oracle_of.items() if split_of[v].kind == "size"})
-    held_out = {name: masks[split_of[name]][1] for name in names}
-    ceiling = add_held_out_pgr(variants, correct, held_out, oracle_of, seeds)
-    o_hat = predictions(pretrained, arrays, n_max, overseer=True) if learned else None
-    o_st = at_target(o_label, arrays) if learned else None
-    known = capability(d_hat, arrays, n_max, o_hat, o_st)
-    known["knows_su_by_size"] = {n: row["acc"] for n, row in variants["self"]["by_size"].items()}
-    known["knows_su_by_distance"] = {d: row["acc"] for d, row in variants["self"]["by_distance"].items()}
-    for probe in ("probe", "mlp-probe"):
-        if probe in variants:
-            known[f"{probe.replace('-', '_')}_acc_by_size"] = {
-                n: r["acc"] for n, r in variants[probe]["by_size"].items()
-            }
 
+    # Tables: every variant's seeds together, PGR against each variant's own oracle.
+    baselines = [name for name in ev.split_of if name not in names]
+    variants = {name: variant_table(ev, name, [scored[name, 0]], 0) for name in baselines}
+    variants |= {name: variant_table(ev, name, [scored[name, seed] for seed in seeds], len(seeds)) for name in names}
+    oracle_of = ceilings(names)
+    add_pgr(variants, cfg.data.n_report, {v: o for v, o in oracle_of.items() if ev.split_of[v].kind == "size"})
+    held_out = {name: ev.masks[ev.split_of[name]][1] for name in names}
+    ceiling = add_held_out_pgr(variants, {cell: s.correct for cell, s in scored.items()}, held_out, oracle_of, seeds)
+
+    # Summary: the tables beside what the model knows and what the results were made of.
     summary = {
         "config": dataclasses.asdict(
             dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, variants=",".join(names)))
@@ -203,11 +180,12 @@ def evaluate_run(
         "eval_data": str(data) if data else "the run's evaluation set",
         "pretrained": record_of(run_dir),
         "n_report": cfg.data.n_report,
-        "capability": known,
+        "capability": capability_of(ev, variants),
         "ceilings": ceiling,
+        "queries": query_counts(ev.queries, arrays),
         "variants": variants,
-        "columns": columns(variants, split_of, present_families(arrays)),
-        **({"overseer": overseer_summary(cfg.data, queries, o_label, arrays)} if overseer else {}),
+        "columns": columns(variants, ev.split_of, present_families(arrays)),
+        **({"overseer": overseer_summary(cfg.data, ev.queries, ev.o_label, arrays)} if cfg.data.overseer else {}),
         "checks": checks(),
         "provenance": provenance(),
     }
@@ -217,6 +195,149 @@ def evaluate_run(
         write_results(summary, results_dir, read_log(run_dir))
     barrier("the results are written")
     return summary
+
+
+def prepare(cfg: Config, run_dir: Path, arrays: dict, names: list[str]) -> Evaluation:
+    """The run's `Evaluation` of `names` (beside the label-free baselines) on `arrays`."""
+    n_max, vocab, run_split = cfg.data.n_max, cfg.data.vocab, cfg.data.parsed_split()
+    pretrained = load_checked(cfg, run_dir)
+    queries = query_labels(arrays, vocab)
+    baselines = [name for name in BASELINES if name != "self-overseer" or cfg.data.learned_overseer()]
+    split_of = {name: run_split for name in baselines} | {name: variant(name).split or run_split for name in names}
+    masks = {split: split_masks(split, queries, arrays, cfg.data.n_report, n_max) for split in split_of.values()}
+    overseer = cfg.data.overseer
+    return Evaluation(
+        cfg=cfg,
+        arrays=arrays,
+        pretrained=pretrained,
+        twin_sets={name: twin_arrays(arrays, name, vocab, seed=cfg.data.eval_seed) for name in TWINS},
+        queries=queries,
+        from_t=exact_distances(arrays, arrays["t"], vocab),
+        d_hat=predictions(pretrained, arrays, n_max),
+        knows=self_query(pretrained, arrays, n_max, vocab),
+        # The overseer's answer at every vertex (its beliefs as the model learned them are `self-overseer`).
+        o_label=overseer_labels(overseer, queries, cfg.data.n_report, vocab) if overseer else None,
+        split_of=split_of,
+        masks=masks,
+    )
+
+
+def baseline_answers(ev: Evaluation) -> dict[str, Answers]:
+    """The label-free baselines' answers: the best guess from the question alone (`trivial`), the model's own
+    self-query (`self`) and, with a learned overseer, what it believes the overseer answers, asked the same way."""
+    pretrained, arrays, n_max, vocab = ev.pretrained, ev.arrays, ev.cfg.data.n_max, ev.cfg.data.vocab
+    twins = [ev.twin_sets[name] for name in TWINS]
+
+    def trivial(questions: dict, swap: bool = False) -> np.ndarray:
+        source, target = (questions["t"], questions["s"]) if swap else (questions["s"], questions["t"])
+        return trivial_report(predictions(pretrained, questions, n_max, swap=swap), source, target, vocab)
+
+    def asked(overseer: bool = False) -> list[np.ndarray]:
+        return [
+            self_query(pretrained, q, n_max, vocab, swap=swap, overseer=overseer)
+            for q, swap in [(arrays, True), *((q, False) for q in twins)]
+        ]
+
+    given = {
+        "trivial": [
+            trivial_report(ev.d_hat, arrays["s"], arrays["t"], vocab),
+            trivial(arrays, swap=True),
+            *map(trivial, twins),
+        ],
+        "self": [ev.knows, *asked()],
+    }
+    if ev.cfg.data.learned_overseer():
+        given["self-overseer"] = [self_query(pretrained, arrays, n_max, vocab, overseer=True), *asked(overseer=True)]
+    return {name: Answers(a[0], a[1], tuple(a[2:]), ev.d_hat, {}) for name, a in given.items()}
+
+
+def reporter_answers(ev: Evaluation, run_dir: Path, cells: list[Cell], progress) -> Iterator[tuple[Cell, Answers]]:
+    """Every trained reporter's `Answers`, a group at a time. Reporters on the frozen pretrained encoder are asked
+    together, ASKED_TOGETHER at a time: each graph is encoded once for all of them; the others one by one."""
+    cfg, arrays, n_max = ev.cfg, ev.arrays, ev.cfg.data.n_max
+    shared = [cell for cell in cells if not variant(cell[0]).train_encoder]
+    groups = [(shared[i : i + ASKED_TOGETHER], ev.pretrained) for i in range(0, len(shared), ASKED_TOGETHER)]
+    groups += [([cell], None) for cell in cells if variant(cell[0]).train_encoder]
+    pretrained_state = nnx.state(ev.pretrained, PRETRAINED)
+    for group, encoder in groups:
+        models = {}
+        for name, seed in group:
+            progress.set_postfix_str(f"{name} seed {seed}")
+            try:
+                models[name, seed] = load_reporter(cfg, run_dir, name, seed, pretrained_state)
+            except RunError:
+                progress.close()  # before the error, so that the error is the last line
+                raise
+        encoder = encoder or models[group[0]]
+        askers = [(models[cell], variant(cell[0]).head) for cell in group]
+        # From s: the answers with the truth's rank, and each model's own d(s,t) (its d(s,t) head, the policies').
+        from_s = answers(
+            encoder, askers + [(model, None) for model in models.values()], arrays, n_max, truth=ev.queries["label"]
+        )
+        rest = [
+            answers(encoder, askers, q, n_max, swap)
+            for q, swap in [(arrays, True), *((ev.twin_sets[n], False) for n in TWINS)]
+        ]
+        for i, cell in enumerate(group):
+            (given, rank, p_true), d_st = from_s[i], from_s[len(group) + i]
+            yield (
+                cell,
+                Answers(given, rest[0][i], tuple(r[i] for r in rest[1:]), d_st, {"rank": rank, "p_true": p_true}),
+            )
+
+
+def outcomes(ev: Evaluation, name: str, given: Answers) -> Scored:
+    """The numbers of variant `name`'s reporter on one seed, from its answers."""
+    twins = {twin: read_back(ev.twin_sets[twin], a) for twin, a in zip(TWINS, given.on_twins, strict=True)}
+    per_query = (
+        query_outcomes(given.from_s, given.from_t, ev.d_hat, ev.knows, ev.arrays, ev.cfg.data.vocab, twins, ev.queries)
+        | given.ranked
+    )
+    label, (checked, held_out) = ev.queries["label"], ev.masks[ev.split_of[name]]
+    parts = {"checked": pooled(per_query, checked), "held_out": pooled(per_query, held_out)}
+    table = tables(per_query, ev.arrays)
+    if ev.o_label is not None:  # which policy it follows where the overseer and the truth disagree
+        policy = policy_outcomes(given.from_s, ev.queries, ev.o_label)
+        table |= policy_tables(policy, label, ev.arrays)
+        parts["policy"] = pooled_policy(policy, held_out)
+    # What it says instead, on its held-out queries: its answers, the policies that explain them, the truth's rank.
+    counts = {
+        "answers_by_distance": counts_by_distance(label, given.from_s, held_out),
+        "explained_by_distance": explained_counts(given.from_s, ev.question(name, given.d_st), label, held_out),
+        **({"rank_by_distance": counts_by_distance(label, given.ranked["rank"], held_out)} if given.ranked else {}),
+    }
+    return Scored(table, counts, parts, per_query["acc"])
+
+
+def variant_table(ev: Evaluation, name: str, scored: list[Scored], seeds: int) -> dict:
+    """A variant's entry of the summary from its seeds' numbers (a label-free baseline: `seeds` 0, one entry):
+    the means and 95% intervals of its tables, its counts added over the seeds, its pooled numbers."""
+    counted = {key: summed_counts([s.counts[key] for s in scored]) for key in scored[0].counts}
+    counted["explained_by_distance"] = explained_shares(counted["explained_by_distance"])
+    return {
+        "seeds": seeds,
+        "split": str(ev.split_of[name]),
+        "longest_labelled": ev.longest(name),
+        **(scored[0].tables if not seeds else {k: aggregate([s.tables[k] for s in scored]) for k in scored[0].tables}),
+        "pooled": aggregate_pooled([s.parts for s in scored]),
+        **counted,
+    }
+
+
+def capability_of(ev: Evaluation, variants: dict) -> dict:
+    """What the pretrained model knows: d(s,t) (and with a learned overseer, o(s,t)) by size and distance, the
+    self-query's d(s,u) by size and distance, and the probes' accuracy by size."""
+    learned, arrays, n_max = ev.cfg.data.learned_overseer(), ev.arrays, ev.cfg.data.n_max
+    o_hat = predictions(ev.pretrained, arrays, n_max, overseer=True) if learned else None
+    known = capability(ev.d_hat, arrays, n_max, o_hat, at_target(ev.o_label, arrays) if learned else None)
+    known["knows_su_by_size"] = {n: row["acc"] for n, row in variants["self"]["by_size"].items()}
+    known["knows_su_by_distance"] = {d: row["acc"] for d, row in variants["self"]["by_distance"].items()}
+    for probe in ("probe", "mlp-probe"):
+        if probe in variants:
+            known[f"{probe.replace('-', '_')}_acc_by_size"] = {
+                n: r["acc"] for n, r in variants[probe]["by_size"].items()
+            }
+    return known
 
 
 def columns(variants: dict, split_of: dict, families: list[str]) -> list[dict]:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiment.policies import Question, first_match
 from graphgen.bfs import distances
 from graphgen.overseers import OVERSEERS
 from graphgen.splits import Split
@@ -31,6 +32,9 @@ METRICS = (
     *KNOWS_SAYS,
     "agrees",
 )
+# Per query, of a reporter with logits (not the label-free baselines): the rank of the true distance among its
+# outputs (1: its answer) and the probability it gives the truth (experiment/predict.py: truth_rank).
+RANKED = ("rank", "p_true")
 
 
 def path_labels(arrays: dict, vocab: int) -> np.ndarray:
@@ -47,16 +51,21 @@ def query_labels(arrays: dict, vocab: int, chunk: int = 4096) -> dict[str, np.nd
     """The queries of every question, (B, V) over the vertex ids 1..V: `label` the true d(s,v) by BFS (-1 where
     v is not in the graph or not reachable), `valid` v on the s-t path (the queries a reporter is trained on),
     `off_path` every other vertex of the graph but s (the offpath split's held-out queries)."""
-    label = np.concatenate(
-        [
-            np.asarray(
-                distances(*(jnp.asarray(arrays[k][lo : lo + chunk]) for k in ("edges", "edge_mask", "s")), vocab + 1)
-            )
-            for lo in range(0, len(arrays["s"]), chunk)
-        ]
-    )[:, 1:]
+    label = exact_distances(arrays, arrays["s"], vocab, chunk)
     valid = path_labels(arrays, vocab) >= 0
     return {"label": label, "valid": valid, "off_path": (label >= 0) & ~valid}
+
+
+def exact_distances(arrays: dict, source: np.ndarray, vocab: int, chunk: int = 4096) -> np.ndarray:
+    """(B, V) the true distance from `source` (B,) to every vertex id 1..V by BFS, -1 where the id is not in the
+    graph (in chunks, on the device)."""
+    edges, mask = arrays["edges"], arrays["edge_mask"]
+    return np.concatenate(
+        [
+            np.asarray(distances(*(jnp.asarray(a[lo : lo + chunk]) for a in (edges, mask, source)), vocab + 1))
+            for lo in range(0, len(source), chunk)
+        ]
+    )[:, 1:]
 
 
 def checks_passed(pred_s, pred_t, d_hat, arrays, vocab: int, twins: dict, chunk: int = 2048) -> dict:
@@ -136,12 +145,17 @@ def breakdown(outcomes: dict, key: np.ndarray, queries: str = "valid") -> dict[s
     count = np.bincount(group, minlength=len(values))
     present = np.flatnonzero(count)
     table = {str(values[i]): {} for i in present}
-    for m in METRICS:
+    for m in measured(outcomes):
         # Exact: the sums are of 0/1 or integer errors, so this is the mean numpy would take.
         means = np.bincount(group, weights=outcomes[m][valid], minlength=len(values))[present] / count[present]
         for i, mean in zip(present, means, strict=True):
             table[str(values[i])][m] = float(mean)
     return table
+
+
+def measured(outcomes: dict) -> list[str]:
+    """The metrics of METRICS and RANKED that `outcomes` (or a table row) holds, in that order."""
+    return [m for m in (*METRICS, *RANKED) if m in outcomes]
 
 
 def tables(outcomes: dict, arrays: dict) -> dict[str, dict]:
@@ -191,8 +205,8 @@ POOLED = ("acc", *KNOWS_SAYS)  # pooled over a split's checked and its held-out 
 
 
 def pooled(outcomes: dict, mask: np.ndarray) -> dict[str, float | None]:
-    """Mean of each of POOLED over the queries of `mask` (None where it holds none)."""
-    return {m: float(outcomes[m][mask].mean()) if mask.any() else None for m in POOLED}
+    """Mean of each of POOLED (and RANKED, where measured) over the queries of `mask` (None where it holds none)."""
+    return {m: float(outcomes[m][mask].mean()) if mask.any() else None for m in POOLED + RANKED if m in outcomes}
 
 
 def aggregate_pooled(per_seed: list[dict]) -> dict:
@@ -209,6 +223,73 @@ def aggregate_pooled(per_seed: list[dict]) -> dict:
             mean, low, high = mean_ci(values)
             out[part] |= {m: mean, f"{m}_ci95": [low, high], f"{m}_per_seed": values}
     return out
+
+
+def longest_labelled(split: Split, n_report: int, n_max: int, everywhere: bool = False) -> int:
+    """The largest true distance among the queries a split labels, what labels could teach a reporter to say at
+    most: n - 1 under `size` (the longest path of a graph of n vertices), K under `distance:K`, and N - 1 under the
+    others (labels at every size <= N) or for a variant labelled everywhere up to N (`everywhere`: the oracles,
+    the probes)."""
+    if everywhere or split.kind not in ("size", "distance"):
+        return n_max - 1
+    return split.max_distance if split.kind == "distance" else n_report - 1
+
+
+def counts_by_distance(label: np.ndarray, value: np.ndarray, mask: np.ndarray) -> dict[str, dict[str, int]]:
+    """True distance -> value -> how many queries of `mask` have it (e.g. the answers given at each distance):
+    counts, so that shares can be recomputed and seeds added (`summed_counts`)."""
+    pairs, number = np.unique(np.stack([label[mask], value[mask]]), axis=1, return_counts=True)
+    out = {}
+    for (distance, given), count in zip(pairs.T.tolist(), number.tolist(), strict=True):
+        out.setdefault(str(distance), {})[str(given)] = count
+    return out
+
+
+def summed_counts(per_seed: list[dict]) -> dict[str, dict[str, int]]:
+    """`counts_by_distance` tables of several seeds added up, distances and numeric values in numeric order
+    (names keep their first seed's order)."""
+    out = {}
+    for table in per_seed:
+        for distance, row in table.items():
+            into = out.setdefault(distance, {})
+            for value, count in row.items():
+                into[value] = into.get(value, 0) + count
+    return {d: dict(sorted(out[d].items(), key=_numeric_first)) for d in sorted(out, key=int)}
+
+
+def _numeric_first(item: tuple[str, int]) -> tuple[int, int]:
+    return (0, int(item[0])) if item[0].isdigit() else (1, 0)  # a stable sort keeps names in their order
+
+
+WRONG = "wrong"  # in explained_by_distance: how many wrong answers the shares are of
+
+
+def explained_counts(answer: np.ndarray, question: Question, label: np.ndarray, mask: np.ndarray) -> dict:
+    """True distance -> WRONG (the wrong answers among the queries of `mask`) and, per candidate policy
+    (experiment/policies.py) and UNEXPLAINED, how many of them it explains first."""
+    wrong = mask & (answer != label)
+    which, names = first_match(answer, question)
+    counted = counts_by_distance(label, which, wrong)
+    return {
+        d: {WRONG: sum(row.values()), **{name: row.get(str(i), 0) for i, name in enumerate(names)}}
+        for d, row in counted.items()
+    }
+
+
+def explained_shares(counts: dict) -> dict:
+    """`explained_counts` (summed over seeds) as shares of the wrong answers at each distance; they sum to 1."""
+    return {d: {k: c if k == WRONG else c / row[WRONG] for k, c in row.items()} for d, row in counts.items()}
+
+
+def query_counts(queries: dict, arrays: dict) -> dict[str, dict[str, int]]:
+    """How many path queries the evaluation set holds, by graph size and by true distance (the same for every
+    variant: the weight of each point of a curve)."""
+    valid = queries["valid"]
+    sizes = np.broadcast_to(arrays["num_nodes"][:, None], valid.shape)
+    return {
+        f"by_{by}": {str(k): int(c) for k, c in zip(*np.unique(key[valid], return_counts=True), strict=True)}
+        for by, key in (("size", sizes), ("distance", queries["label"]))
+    }
 
 
 # Which policy a reporter follows where the overseer (graphgen/overseers.py) and the truth disagree: it says

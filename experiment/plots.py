@@ -9,23 +9,54 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.files import write_atomic  # noqa: E402
-from experiment.compare import CURVES, limits  # noqa: E402
+from experiment.compare import BY, CURVES, curves, limits  # noqa: E402
 from experiment.metrics import mean_ci  # noqa: E402
-from experiment.summary import has_pgr  # noqa: E402
+from experiment.summary import BASELINES, has_pgr, pgr_note  # noqa: E402
 from models.consistency import LADDER  # noqa: E402
-from models.objectives import ladder  # noqa: E402
-
-BASELINES = ("trivial", "self", "self-overseer")  # label-free rows of a summary: not trained, no seeds
+from models.objectives import ceilings, ladder  # noqa: E402
 
 
-def _limits(ax, *summaries: dict) -> None:
+def _limits(ax, *summaries: dict, text: bool = True) -> None:
     """n and N marked as vertical lines: once for runs that share them, each where they differ (mixed)."""
     top = ax.get_ylim()[1]
     for n, big_n in sorted({limits(s) for s in summaries}):
         ax.axvline(n + 0.5, color="0.3", ls="--", lw=1)
         ax.axvline(big_n + 0.5, color="0.3", ls=":", lw=1)
-        ax.text(n + 0.6, top, "n: labels end", va="top", fontsize=8, color="0.3")
-        ax.text(big_n + 0.6, top, "N: pretraining ends", va="top", fontsize=8, color="0.3")
+        if text:
+            ax.text(n + 0.6, top, "n: labels end", va="top", fontsize=8, color="0.3")
+            ax.text(big_n + 0.6, top, "N: pretraining ends", va="top", fontsize=8, color="0.3")
+
+
+def _labelled(ax, longest: int | None, text: bool = True) -> None:
+    """The labelled distances (0..longest) shaded, on an axes by true distance."""
+    if longest is None:
+        return
+    ax.axvspan(-0.5, longest + 0.5, color="0.5", alpha=0.12, lw=0, zorder=0)  # the strip below shows through
+    if text:
+        ax.text(longest + 0.4, ax.get_ylim()[1], "labelled distances", va="top", ha="right", fontsize=7, color="0.4")
+
+
+def _query_strip(ax, summary: dict, text: bool = True) -> None:
+    """How many path queries each true distance holds, as thin grey bars along the bottom of the axes (a twin
+    axis scaled so that the largest count fills a sixth of the height)."""
+    counts = summary.get("queries", {}).get("by_distance")
+    if not counts:
+        return
+    strip = ax.twinx()
+    strip.bar([int(d) for d in counts], list(counts.values()), width=0.6, color="0.75", alpha=0.6, lw=0)
+    strip.set_ylim(0, 6 * max(counts.values()))
+    strip.set_yticks([])
+    ax.set_zorder(strip.get_zorder() + 1)  # the curves above the bars
+    ax.patch.set_visible(False)
+    if text:
+        ax.text(0.99, 0.01, f"bars: path queries per distance (at most {max(counts.values())})", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=6, color="0.4")  # fmt: skip
+
+
+def _longest(summary: dict, name: str = "trivial") -> int | None:
+    """The largest labelled distance of a variant's split (the trivial baseline's: the run's); None in summaries
+    older than it."""
+    return summary["variants"].get(name, {}).get("longest_labelled")
 
 
 def _color(summary: dict, name: str):
@@ -55,65 +86,297 @@ def _weak_ceilings(*summaries: dict) -> str:
 
 
 def _band(ax, table: dict, metric: str, alpha: float, **style) -> None:
-    """One curve by size of a variant's `by_size` table, its 95% interval over seeds as a band."""
-    sizes = sorted(table, key=int)
+    """One curve of a variant's table by size (or distance), its 95% interval over seeds as a band."""
+    sizes = sorted((key for key, row in table.items() if row.get(metric) is not None), key=int)
+    if not sizes:
+        return
     x = [int(n) for n in sizes]
-    line = ax.plot(x, [table[n][metric] for n in sizes], ms=3, **style)[0]
+    line = ax.plot(x, [table[n][metric] for n in sizes], **{"ms": 3, **style})[0]
     if f"{metric}_ci95" in table[sizes[0]]:
         low, high = zip(*(table[n][f"{metric}_ci95"] for n in sizes), strict=True)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=alpha, lw=0)
 
 
-def _lines(ax, summary: dict, metric: str, names: list[str]) -> None:
-    alpha = 0.2 if len(names) <= 7 else 0.05  # a sweep's many bands would hide each other
-    for name in names:
-        table = summary["variants"][name]["by_size"]
-        _band(ax, table, metric, alpha, marker="o", label=name, color=_color(summary, name))
+CROWDED = 7  # more lines than this on one axes are not told apart: small multiples instead
+# The lines drawn in every panel of small multiples: the label-free baselines and the variant's own oracle.
+REFERENCE = {
+    "trivial": {"color": "0.45", "ls": "--"},
+    "self": {"color": "k", "ls": "-."},
+    "self-overseer": {"color": "k", "ls": ":"},
+    "oracle": {"color": "C3", "ls": "-"},
+}
+
+
+def _grid(count: int, width: float = 3.4, height: float = 2.7, **kw):
+    """A figure of `count` panels, at most four a row (the unused ones hidden), and its axes in order."""
+    cols = min(4, count)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, **kw)
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:count])
+
+
+def _oracles(summary: dict) -> dict[str, str]:
+    """Variant -> the oracle among the summary's variants its PGR divides by ({} where a name is unknown today)."""
+    try:
+        return ceilings([name for name in summary["variants"] if name not in BASELINES])
+    except ValueError:
+        return {}
+
+
+def _curves(summary: dict, names: list[str], curve, decorate, title: str, out: Path, filename: str) -> None:
+    """Every variant of `names` as `curve(ax, name, alpha, **style)` (alpha: its seed band's), and
+    `decorate(ax, text)` for what every axes shows besides. Up to CROWDED on one axes in colour; more (a sweep):
+    small multiples, one panel per variant in colour over the others in grey, with the label-free baselines of
+    `names` and the variant's own oracle in every panel."""
+    if len(names) <= CROWDED:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for name in names:
+            curve(ax, name, 0.2, marker="o", label=name, color=_color(summary, name))
+        decorate(ax, True)
+        ax.set_title(title, fontsize=10)
+        _legend(ax, len(names))
+        _save(fig, out, filename)
+        return
+    oracles, baselines = _oracles(summary), [name for name in names if name in BASELINES]
+    panels = [name for name in names if name not in BASELINES]
+    fig, axes = _grid(len(panels), sharex=True, sharey=True)
+    for ax, name in zip(axes, panels, strict=True):
+        references = [*baselines, *([oracles[name]] if oracles.get(name, name) != name else [])]
+        for other in panels:
+            if other != name and other not in references:
+                curve(ax, other, 0, color="0.8", lw=0.6)
+        for ref in references:
+            curve(ax, ref, 0, lw=1, label=ref, **REFERENCE.get(ref, REFERENCE["oracle"]))
+        curve(ax, name, 0.2, marker="o", ms=2, color="C0", label=name)
+        decorate(ax, False)
+        ax.set_title(_wrapped(name), fontsize=8)
+        ax.label_outer()
+        ax.legend(fontsize=5, loc="lower left")
+    fig.suptitle(f"{title}\none panel per variant (blue) over the others (grey)", fontsize=10)
+    _save(fig, out, filename)
+
+
+def _wrapped(name: str, width: int = 42) -> str:
+    """A variant's name as a panel title, broken after a '+' where it is long (the consistency sweep's rungs)."""
+    lines = [""]
+    for part in name.split("+"):
+        joined = f"{lines[-1]}+{part}" if lines[-1] else part
+        if len(joined) > width and lines[-1]:
+            lines[-1] += "+"
+            lines.append(part)
+        else:
+            lines[-1] = joined
+    return "\n".join(lines)
+
+
+def _by(key: str, metric: str, summary: dict):
+    """A `curve` of `_curves`: a variant's `metric` by `key` (size or distance) with its seed band."""
+
+    def curve(ax, name: str, alpha: float, **style) -> None:
+        table = summary["variants"][name].get(f"by_{key}")
+        if table:
+            _band(ax, table, metric, alpha, **style)
+
+    return curve
 
 
 def plot_all(summary: dict, out: Path) -> None:
-    """Every figure of the summary into `out`: accuracy, coherent-but-wrong and capability vs. report by size,
-    and PGR vs. consistency strength where the summary holds the ladder."""
+    """Every figure of the summary into `out`: accuracy, coherent-but-wrong, withheld and capability vs. report by
+    size; accuracy and withheld by true distance, what the reporters answer there, the policies that explain
+    their wrong answers and where the truth ranks; PGR vs. consistency strength where the summary holds the
+    ladder, and the columns and overseer figures where it holds those."""
     names = list(summary["variants"])
     seeds = max(v["seeds"] for v in summary["variants"].values())
     learned = [n for n in names if n not in BASELINES]
+    bands = f"bands: 95% interval over {seeds} seeds"
     plots = {
-        "accuracy_vs_size.png": ("acc", "d(s,u) accuracy", names),
-        "coherent_wrong_vs_size.png": ("coherent_wrong", "coherent but wrong (fraction of queries)", names),
+        "accuracy_vs_size.png": ("size", "acc", "d(s,u) accuracy", names),
+        "coherent_wrong_vs_size.png": ("size", "coherent_wrong", "coherent but wrong (fraction of queries)", names),
         # Knowledge the model has (its self-query answers d(s,u) right) and does not report.
-        "withheld_vs_size.png": ("knows_withholds", "knows but withholds (fraction of queries)", learned),
+        "withheld_vs_size.png": ("size", "knows_withholds", "knows but withholds (fraction of queries)", learned),
+        # The finding lives on the distance axis: the self-query (knows) beside every reporter.
+        "accuracy_vs_distance.png": ("distance", "acc", "d(s,u) accuracy", names),
+        "withheld_vs_distance.png": ("distance", "knows_withholds", "knows but withholds (fraction)", learned),
     }
-    size = (6.4, 4.2) if len(names) <= 7 else (9.6, 4.8)
-    for filename, (metric, ylabel, shown) in plots.items():
-        fig, ax = plt.subplots(figsize=size)
-        _lines(ax, summary, metric, shown)
-        ax.set(xlabel="graph size (vertices)", ylabel=ylabel, ylim=(-0.02, 1.05))
-        ax.set_title(f"{ylabel} vs. size; bands: 95% interval over {seeds} seeds", fontsize=10)
-        _limits(ax, summary)
-        _legend(ax, len(shown))
-        _save(fig, out, filename)
+    for filename, (key, metric, ylabel, shown) in plots.items():
+        title = f"{ylabel} vs. {key}; {bands}"
+        _curves(summary, shown, _by(key, metric, summary), _frame(summary, key, ylabel), title, out, filename)
 
     plot_strength(summary, out)
     plot_columns(summary, out)
     plot_policy(summary, out)
-    fig, ax = plt.subplots(figsize=size)
+    plot_answers(summary, out)
+    plot_explained(summary, out)
+    plot_truth_rank(summary, out)
     capability = summary["capability"]
-    for key, label, style in (
-        ("d_st_acc_by_size", "knows: pretrained d(s,t)", "k-"),
-        ("knows_su_by_size", "knows: self-query d(s,u)", "k-."),
-        ("probe_acc_by_size", "knows: linear probe d(s,u)", "k--"),
-        ("mlp_probe_acc_by_size", "knows: MLP probe d(s,u)", "k:"),
-    ):
-        if key in capability:
-            x = sorted(capability[key], key=int)
-            ax.plot([int(n) for n in x], [capability[key][n] for n in x], style, label=label)
+
+    def knows(ax, text: bool) -> None:
+        for key, label, style in (
+            ("d_st_acc_by_size", "knows: pretrained d(s,t)", "k-"),
+            ("knows_su_by_size", "knows: self-query d(s,u)", "k-."),
+            ("probe_acc_by_size", "knows: linear probe d(s,u)", "k--"),
+            ("mlp_probe_acc_by_size", "knows: MLP probe d(s,u)", "k:"),
+        ):
+            if key in capability:
+                x = sorted(capability[key], key=int)
+                ax.plot([int(n) for n in x], [capability[key][n] for n in x], style, lw=1, label=label)
+        _frame(summary, "size", "accuracy")(ax, text)
+
     reporters = [n for n in learned if n not in ("probe", "mlp-probe")]
-    _lines(ax, summary, "acc", reporters)
-    ax.set(xlabel="graph size (vertices)", ylabel="accuracy", ylim=(-0.02, 1.05))
-    ax.set_title("what the model knows vs. what its report head says", fontsize=10)
-    _limits(ax, summary)
-    _legend(ax, len(reporters) + 4)
-    _save(fig, out, "capability_vs_report.png")
+    title = "what the model knows vs. what its report head says"
+    _curves(summary, reporters, _by("size", "acc", summary), knows, title, out, "capability_vs_report.png")
+
+
+def _frame(summary: dict, key: str, ylabel: str):
+    """A `decorate` of `_curves` by size (n and N marked) or by true distance (the labelled distances shaded, the
+    number of queries at each distance as a strip of bars)."""
+
+    def decorate(ax, text: bool) -> None:
+        xlabel = "graph size (vertices)" if key == "size" else "true distance d(s,u)"
+        ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(-0.02, 1.05))
+        if key == "size":
+            _limits(ax, summary, text=text)
+        else:
+            _labelled(ax, _longest(summary), text)
+            _query_strip(ax, summary, text)
+
+    return decorate
+
+
+def _per_variant(summary: dict, key: str) -> list[str]:
+    """The variants whose entry holds a non-empty table `key` (e.g. answers_by_distance), in summary order."""
+    return [name for name, table in summary["variants"].items() if table.get(key)]
+
+
+def _mark_longest(ax, longest: int | None, horizontal: bool = False) -> None:
+    """The largest labelled distance as a dashed line (at x, and with `horizontal` at y too)."""
+    if longest is not None:
+        ax.axvline(longest + 0.5, color="C1", ls="--", lw=0.8)
+        if horizontal:
+            ax.axhline(longest + 0.5, color="C1", ls="--", lw=0.8)
+
+
+def plot_answers(summary: dict, out: Path) -> None:
+    """answers_vs_distance.png: per variant, a heatmap of its answers (up) by true distance (across) on its
+    held-out queries, every seed's answers together, each column the shares of that distance's answers; the
+    truth (the diagonal) dotted, the largest labelled distance dashed."""
+    names = _per_variant(summary, "answers_by_distance")
+    if not names:
+        return
+    tables = {name: summary["variants"][name]["answers_by_distance"] for name in names}
+    top = 1 + max(int(k) for table in tables.values() for d, row in table.items() for k in (d, *row))
+    fig, axes = _grid(len(names), 2.9, 2.7, layout="constrained")
+    for ax, name in zip(axes, names, strict=True):
+        shares = np.full((top, top), np.nan)
+        for d, row in tables[name].items():
+            for answer, count in row.items():
+                shares[int(answer), int(d)] = count / sum(row.values())
+        image = ax.imshow(shares, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.plot([0, top - 1], [0, top - 1], color="w", ls=":", lw=0.8)
+        _mark_longest(ax, _longest(summary, name), horizontal=True)
+        ax.set_title(_wrapped(name, 34), fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="share of the answers at that distance")
+    fig.supxlabel("true distance d(s,u)", fontsize=9)
+    fig.supylabel("answer", fontsize=9)
+    fig.suptitle(
+        "what each reporter answers by true distance, held-out queries, every seed; dotted: the truth, "
+        "dashed: the largest labelled distance",
+        fontsize=9,
+    )
+    _save(fig, out, "answers_vs_distance.png", tight=False)
+
+
+def plot_explained(summary: dict, out: Path) -> None:
+    """explained_vs_distance.png: per variant, by true distance, its wrong answers on its held-out queries as
+    stacked bars of the share each candidate policy explains first (experiment/policies.py), and the rest
+    unexplained; above each bar, how many wrong answers it is of (every seed)."""
+    names = _per_variant(summary, "explained_by_distance")
+    rows = [row for name in names for row in summary["variants"][name]["explained_by_distance"].values()]
+    policies = [k for k in dict.fromkeys(k for row in rows for k in row) if k != "wrong"]
+    colors = {p: "0.8" if p == "unexplained" else f"C{i}" for i, p in enumerate(policies)}
+
+    def counted(ax, name: str) -> None:
+        for d, row in summary["variants"][name]["explained_by_distance"].items():
+            ax.text(int(d), 1.01, str(row["wrong"]), ha="center", va="bottom", fontsize=5, rotation=90)
+
+    title = (
+        "which policy explains each wrong answer first (held-out queries, every seed; the number of wrong answers "
+        "above each bar)"
+    )
+    parts = {p: (lambda row, p=p: row.get(p, 0.0)) for p in policies}
+    ylabel = "share of the wrong answers"
+    _stacked(
+        summary,
+        names,
+        "explained_by_distance",
+        parts,
+        colors,
+        counted,
+        ylabel,
+        title,
+        out / "explained_vs_distance.png",
+    )
+
+
+RANKS = ("1", "2", "3", "4+")  # the truth's rank among the reporter's outputs, as drawn
+
+
+def plot_truth_rank(summary: dict, out: Path) -> None:
+    """truth_rank_vs_distance.png: per reporter with logits, by true distance, the shares of its held-out queries
+    where the truth ranks 1st (its answer), 2nd, 3rd and lower among its outputs (stacked bars), and the mean
+    probability it gives the truth (a line: every path query at that distance)."""
+    names = _per_variant(summary, "rank_by_distance")
+    colors = dict(zip((f"rank {r}" for r in RANKS), ("C2", "#9ed99e", "#f2d16b", "0.8"), strict=True))
+
+    def share(label: str):
+        return lambda row: sum(c for r, c in row.items() if _rank_bin(int(r)) == label) / sum(row.values())
+
+    def p_true(ax, name: str) -> None:
+        _band(ax, summary["variants"][name]["by_distance"], "p_true", 0.2, color="k", marker=".", label="P(truth)")
+
+    title = (
+        "where the truth ranks among the reporter's outputs (1: its answer; held-out queries, every seed) and the "
+        "probability it gives the truth (mean, 95% interval over seeds)"
+    )
+    parts = {f"rank {r}": share(r) for r in RANKS}
+    ylabel = "share of the held-out queries"
+    _stacked(
+        summary, names, "rank_by_distance", parts, colors, p_true, ylabel, title, out / "truth_rank_vs_distance.png"
+    )
+
+
+def _stacked(summary: dict, names, key: str, parts: dict, colors: dict, extra, ylabel: str, title: str, path: Path):
+    """The figure `path`: per variant of `names`, by true distance, stacked bars of `parts` (label -> its share
+    in a row of the variant's table `key`), `extra(ax, name)` drawn over them, the largest labelled distance
+    dashed."""
+    if not names:
+        return
+    fig, axes = _grid(len(names), sharey=True)
+    for ax, name in zip(axes, names, strict=True):
+        table = summary["variants"][name][key]
+        x = [int(d) for d in table]
+        bottom = np.zeros(len(x))
+        for label, part in parts.items():
+            share = np.array([part(row) for row in table.values()])
+            ax.bar(x, share, bottom=bottom, width=0.8, color=colors[label], label=label)
+            bottom += share
+        extra(ax, name)
+        _mark_longest(ax, _longest(summary, name))
+        ax.set(ylim=(0, 1.15), title=_wrapped(name))
+        ax.title.set_fontsize(7)
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6, loc="lower left")
+    fig.supxlabel("true distance d(s,u)", fontsize=9)
+    fig.supylabel(ylabel, fontsize=9)
+    fig.suptitle(f"{title}; dashed: the largest labelled distance", fontsize=9)
+    _save(fig, path.parent, path.name)
+
+
+def _rank_bin(rank: int) -> str:
+    return RANKS[min(rank, len(RANKS)) - 1]
 
 
 def plot_columns(summary: dict, out: Path) -> None:
@@ -249,12 +512,11 @@ def _seeds_phrase(tables: list[dict]) -> str:
     return f"{counts[0]} seeds" if len(counts) == 1 else f"{'/'.join(map(str, counts))} seeds (see the table)"
 
 
-def plot_comparison(
-    summaries: dict[str, dict], shown: dict[str, list[str]], metrics: list[str], out: Path, mixed: list[str]
-) -> list[str]:
+def plot_comparison(summaries: dict[str, dict], shown: dict[str, list[str]], out: Path, mixed: list[str]) -> list[str]:
     """The same curves of several runs on one figure each (colour: variant, line style and marker: run):
-    compare_METRIC_vs_size.png for each of `metrics`, and compare_pgr_beyond_n.png. A `mixed` comparison
-    (runs on different evaluation sets or n/N) says so in every title. Returns the file names."""
+    compare_METRIC_vs_size.png and compare_METRIC_vs_distance.png for each curve every run reports
+    (experiment/compare.py: curves), and compare_pgr_beyond_n.png. A `mixed` comparison (runs on different
+    evaluation sets or n/N) says so in every title. Returns the file names."""
     variants = list(dict.fromkeys(v for names in shown.values() for v in names))
     color = _palette(variants)
     style = {run: RUN_STYLES[i % len(RUN_STYLES)] for i, run in enumerate(summaries)}
@@ -263,23 +525,27 @@ def plot_comparison(
     warning = "\nMIXED: " + "; ".join(mixed) if mixed else ""
     size = (6.4, 4.2) if count <= 7 else (9.6, 4.8)
     written = []
-    for metric in metrics:
-        fig, ax = plt.subplots(figsize=size)
-        for run, names in shown.items():
-            for name in names:
-                ls, marker = style[run]
-                table = summaries[run]["variants"][name]["by_size"]
-                label = f"{run}: {name}"
-                alpha = 0.15 if count <= 7 else 0.05
-                _band(ax, table, metric, alpha, ls=ls, marker=marker, label=label, color=color[name])
-        ax.set(xlabel="graph size (vertices)", ylabel=CURVES[metric], ylim=(-0.02, 1.05))
-        title = f"{CURVES[metric]} vs. size; bands: 95% interval over {_seeds_phrase(tables)}{warning}"
-        ax.set_title(title, fontsize=9, color="C3" if mixed else "black")
-        _limits(ax, *summaries.values())
-        _legend(ax, count)
-        written.append(_save(fig, out, f"compare_{metric}_vs_size.png"))
+    for by in BY:
+        for metric in curves(summaries, by):
+            fig, ax = plt.subplots(figsize=size)
+            for run, names in shown.items():
+                for name in names:
+                    ls, marker = style[run]
+                    table = summaries[run]["variants"][name][f"by_{by}"]
+                    alpha = 0.15 if count <= 7 else 0.05
+                    _band(ax, table, metric, alpha, ls=ls, marker=marker, label=f"{run}: {name}", color=color[name])
+            xlabel = "graph size (vertices)" if by == "size" else "true distance d(s,u)"
+            ax.set(xlabel=xlabel, ylabel=CURVES[metric], ylim=(-0.02, 1.05))
+            title = f"{CURVES[metric]} vs. {by}; bands: 95% interval over {_seeds_phrase(tables)}{warning}"
+            ax.set_title(title, fontsize=9, color="C3" if mixed else "black")
+            if by == "size":
+                _limits(ax, *summaries.values())
+            for longest in sorted({_longest(s) for s in summaries.values()} - {None}):
+                _labelled(ax, longest, text=len(summaries) == 1)
+            _legend(ax, count)
+            written.append(_save(fig, out, f"compare_{metric}_vs_{by}.png"))
 
-    with_pgr = [(r, v) for r, names in shown.items() for v in names if has_pgr(summaries[r]["variants"][v])]
+    with_pgr = [(r, v) for r, names in shown.items() for v in names if _pgr_counts(v, summaries[r]["variants"][v])]
     if with_pgr:
         fig, ax = plt.subplots(figsize=(max(6.4, 0.5 * len(variants) + 2), 4.2))
         offsets = {run: (i - (len(summaries) - 1) / 2) * 0.8 / len(summaries) for i, run in enumerate(summaries)}
@@ -305,9 +571,16 @@ def plot_comparison(
     return written
 
 
-def _save(fig, out: Path, filename: str) -> str:
-    """The figure as out/filename (atomically), then closed; returns filename."""
-    fig.tight_layout()
+def _pgr_counts(name: str, table: dict) -> bool:
+    """Whether a variant's pooled PGR is drawn: it has one, against a ceiling, and is not the oracle's own."""
+    return "pgr_beyond_n" in table and not pgr_note(name, table)
+
+
+def _save(fig, out: Path, filename: str, tight: bool = True) -> str:
+    """The figure as out/filename (atomically), then closed; returns filename. `tight`: laid out tightly here
+    (False for a figure with a layout of its own)."""
+    if tight:
+        fig.tight_layout()
     write_atomic(out / filename, lambda f: fig.savefig(f, format="png", dpi=150))
     plt.close(fig)
     return filename

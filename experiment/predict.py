@@ -18,6 +18,9 @@ def eval_batch_size() -> int:
     return 256 if jax.default_backend() == "cpu" else 2048
 
 
+INPUTS = ("edges", "edge_mask", "s", "t", "path", "truth")  # what a forward pass sees of a question (truth: optional)
+
+
 def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int | None = None):
     """Runs `forward(inputs, n_pad)` over every example in fixed-size chunks, one compiled shape per size
     bucket, and gathers its outputs (an array, or a list of arrays) per example. Buckets are at least
@@ -42,7 +45,7 @@ def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int | None = Non
         rows = np.flatnonzero(pad_of == n_pad)
         for chunk in np.array_split(rows, -(-len(rows) // batch_size)):
             padded = np.resize(chunk, batch_size)
-            inputs = {k: jnp.asarray(arrays[k][padded]) for k in ("edges", "edge_mask", "s", "t", "path")}
+            inputs = {k: jnp.asarray(arrays[k][padded]) for k in INPUTS if k in arrays}
             # Read a chunk back only after the next one is dispatched: the device never waits on the host.
             pending.append((chunk, forward(inputs, n_pad)))
             if len(pending) > 1:
@@ -52,19 +55,38 @@ def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int | None = Non
     return jax.tree.unflatten(structure, outputs)
 
 
-def answers(encoder, askers: list, arrays: dict, min_pad: int, swap: bool = False) -> list[np.ndarray]:
+def answers(
+    encoder, askers: list, arrays: dict, min_pad: int, swap: bool = False, truth: np.ndarray | None = None
+) -> list:
     """The argmax answers of each (model, head) in `askers`: d(s,t) (B,) for head None, else d(s,v) (B, V)
     for every vertex id v = 1..V. Each graph is encoded once, by `encoder`'s encoder, for all of them: the
     askers must use that very encoder (e.g. every reporter on the frozen pretrained encoder). With
-    swap=True the question is asked with s and t exchanged (d(t,s) and d(t,v))."""
+    swap=True the question is asked with s and t exchanged (d(t,s) and d(t,v)). Given the `truth` (B, V) (the
+    true d(s,v), -1 where none), a reporter's entry is (answers, rank, p_true) of `truth_rank` instead, computed
+    beside the argmax so that no (B, V, classes) array leaves the device."""
     encoder_split = nnx.split(encoder)
     splits = [(*nnx.split(model), head) for model, head in askers]
 
     def forward(inputs, n_pad):
-        encoded = _encode(*encoder_split, inputs, swap, n_pad)
+        question = {k: v for k, v in inputs.items() if k != "truth"}  # one encoder program with or without it
+        encoded = _encode(*encoder_split, question, swap, n_pad)
         return [_answer(graphdef, state, encoded, inputs, head) for graphdef, state, head in splits]
 
-    return in_buckets(forward, arrays, min_pad)
+    return in_buckets(forward, arrays if truth is None else arrays | {"truth": truth}, min_pad)
+
+
+def truth_rank(logits: jax.Array, truth: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Where the true class stands among the logits (..., classes): its rank, 1 for the argmax answer (the classes
+    ranked before it: every larger logit, and an equal one at a lower index, which argmax picks first), and the
+    probability the softmax gives it; both 0 where truth < 0 (no true answer: the id is not in the graph)."""
+    known = truth >= 0
+    index = jnp.where(known, truth, 0)[..., None]
+    at_truth = jnp.take_along_axis(logits, index, -1)
+    classes = jnp.arange(logits.shape[-1])
+    rank = 1 + ((logits > at_truth) | ((logits == at_truth) & (classes < index))).sum(-1)
+    wide = logits.astype(jnp.float32)  # the probability in float32 whatever the model's dtype
+    p_true = jnp.exp(jnp.take_along_axis(wide, index, -1)[..., 0] - jax.nn.logsumexp(wide, -1))
+    return jnp.where(known, rank, 0), jnp.where(known, p_true, 0.0)
 
 
 def predictions(
@@ -113,7 +135,10 @@ def _answer(graphdef, state, encoded, inputs, head):
         return model.d_st_head(*encoded)[:, int(head == OVERSEER)].argmax(-1)
     vocab = model.encoder.ids.num_embeddings - 1
     ids = jnp.broadcast_to(jnp.arange(1, vocab + 1), (encoded[0].shape[0], vocab))
-    return model.report(head, encoded, inputs["edges"], inputs["edge_mask"], ids).argmax(-1)
+    logits = model.report(head, encoded, inputs["edges"], inputs["edge_mask"], ids)
+    if "truth" not in inputs:
+        return logits.argmax(-1)
+    return (logits.argmax(-1), *truth_rank(logits, inputs["truth"]))
 
 
 def trivial_report(d_hat: np.ndarray, s: np.ndarray, t: np.ndarray, vocab: int) -> np.ndarray:

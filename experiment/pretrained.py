@@ -12,7 +12,8 @@ STORE is $PATHPROBE_PRETRAINED, default ~/.cache/pathprobe/pretrained. Every run
 preset, sweep, results dir, fine-tuning or evaluation setting) reuses it. The run dir keeps a copy of the
 final checkpoint and the pretraining's log lines, and `pretrained.json` naming the key, so that a run dir
 stays complete on its own (eval.py never needs the store). Both copies are checked against the recorded
-hash whenever they are loaded: a corrupt or truncated one is refused with a one-line error.
+hash whenever they are loaded (experiment/stored.py, which reads stored models and never trains one): a
+corrupt or truncated one is refused with a one-line error.
 """
 
 import dataclasses
@@ -25,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import jax
-import numpy as np
 from flax import nnx
 
 from common.files import read_jsonl, write_atomic, write_json
@@ -33,12 +33,10 @@ from configs import Config
 from experiment.events import PhaseEvents, phase_dir
 from experiment.hosts import barrier, is_primary, say
 from experiment.phases import pretrain
-from experiment.rundir import PRETRAIN, RunError, load_pretrained, read_log
-from graphgen.dataset import content_hash
-from models.model import PathModel
+from experiment.rundir import PRETRAIN, RunError, read_log
+from experiment.stored import DONE, RECORD, load_checked, params_hash, read_record
 from models.objectives import PRETRAINED
 
-RECORD = "pretrained.json"  # in a run dir: which pretrained model the run uses
 # The code that pretraining runs: a change to any of these files makes a new key (never a stale reuse).
 CODE = ("graphgen", "models", "experiment/fit.py", "experiment/mesh.py", "experiment/optim.py", "experiment/phases.py")
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,12 +82,6 @@ def key_of(cfg: Config) -> tuple[str, dict]:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16], what
 
 
-def params_hash(state: nnx.State) -> str:
-    """Content hash of a model's parameters (names, dtypes, shapes, bytes)."""
-    flat = nnx.to_flat_state(state)
-    return content_hash({"/".join(map(str, path)): np.asarray(leaf[...]) for path, leaf in flat})
-
-
 def pretrained_for(cfg: Config, run_dir: Path) -> nnx.State:
     """The run's pretrained encoder and d(s,t) head: the run dir's own copy if it has one, else the store's
     model for this config, pretrained there first if no run has yet."""
@@ -106,38 +98,12 @@ def pretrained_for(cfg: Config, run_dir: Path) -> nnx.State:
         if is_primary():
             write_json(run_dir / RECORD, record)  # first: a copy cut short below is redone on --resume
         barrier("pretrained: the record is written")
-    record = _read(run_dir / RECORD)
+    record = read_record(run_dir / RECORD)
     if not has_copy:
         if is_primary():
             _copy_into(run_dir, Path(record["store"]), record)
         barrier("pretrained: the copy is made")
     return nnx.state(load_checked(cfg, run_dir), PRETRAINED)
-
-
-def load_checked(cfg: Config, directory: Path) -> PathModel:
-    """The pretrained model of a run dir (or store entry), its parameters checked against the hash its
-    pretrained.json (done.json) records; RunError if they differ. A run dir without a record (made before
-    pretraining was shared) is loaded unchecked."""
-    model = load_pretrained(cfg, directory)
-    record_file = directory / (RECORD if (directory / RECORD).exists() else "done.json")
-    if record_file.exists() and params_hash(nnx.state(model, PRETRAINED)) != _read(record_file)["params_sha256"]:
-        raise RunError(
-            f"the pretrained model in {directory} does not match the hash in {record_file.name} (corrupt): "
-            "delete it to pretrain again"
-        )
-    return model
-
-
-def record_of(run_dir: Path) -> dict | None:
-    """Which pretrained model a run uses (its pretrained.json), None for a run dir without one."""
-    return _read(run_dir / RECORD) if (run_dir / RECORD).exists() else None
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, OSError) as e:
-        raise RunError(f"{path} is not a readable record ({type(e).__name__}: {e})") from None
 
 
 def _from_store(cfg: Config) -> dict:
@@ -150,7 +116,7 @@ def _from_store(cfg: Config) -> dict:
         store = f"{store_root()} ($PATHPROBE_PRETRAINED)"
         raise RunError(f"cannot use {store} as the store of pretrained models: {e}") from None
     with _lock(directory):
-        done = directory / "done.json"
+        done = directory / DONE
         trained = not done.exists()
         barrier("store: every process has looked")  # before the primary writes done.json
         if trained:
@@ -164,7 +130,7 @@ def _from_store(cfg: Config) -> dict:
         else:
             say(f"reusing pretrained model {key} from {directory}")
         load_checked(cfg, directory)
-    return {**_read(done), "store": str(directory), "trained_by_this_run": trained}
+    return {**read_record(done), "store": str(directory), "trained_by_this_run": trained}
 
 
 def _copy_into(run_dir: Path, store: Path, record: dict) -> None:

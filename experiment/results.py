@@ -10,7 +10,7 @@ from common.cli import UsageError
 from common.files import write_atomic, write_json
 from configs import config_changes
 from experiment import compare
-from experiment.metrics import METRICS, POLICY
+from experiment.metrics import POLICY, measured
 from experiment.summary import read_summary
 
 
@@ -55,26 +55,42 @@ def write_results(summary: dict, results_dir: Path, log: list[dict] | None = Non
 
 def metrics_csv(summary: dict) -> str:
     """One row per variant, breakdown, key and metric: mean, 95% interval and seed count (PGR and the
-    capability numbers have no interval); with an overseer, the policy shares as metrics policy_SHARE."""
+    capability numbers have no interval); with an overseer, the policy shares as metrics policy_SHARE; the counts
+    and shares by distance of COUNTED (no interval; a count in the mean column)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["variant", "by", "value", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
     for name, table in summary["variants"].items():
         for by in ("size", "distance"):
             for value, row in table[f"by_{by}"].items():
-                for m in METRICS:
+                for m in measured(row):
                     writer.writerow([name, by, value, m, *_with_interval(row, m, table["seeds"])])
                 if row.get("pgr") is not None:
                     writer.writerow([name, by, value, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
             for value, row in table.get(f"policy_by_{by}", {}).items():  # runs with an overseer
                 for m in POLICY:
                     writer.writerow([name, by, value, f"policy_{m}", *_with_interval(row, m, table["seeds"])])
+        for key, prefix in COUNTED.items():  # summaries older than these tables have none
+            for value, row in table.get(key, {}).items():
+                for what, number in row.items():
+                    writer.writerow(
+                        [name, "distance", value, f"{prefix}_{what}", _cell(number), "", "", table["seeds"]]
+                    )
     for name in (
         "d_st_acc_by_size", "o_st_acc_by_size", "knows_su_by_size", "probe_acc_by_size", "mlp_probe_acc_by_size"
     ):  # fmt: skip
         for size, acc in summary["capability"].get(name, {}).items():
             writer.writerow(["capability", "size", size, name.removesuffix("_by_size"), f"{acc:.6g}", "", "", ""])
     return out.getvalue()
+
+
+# The tables by distance on the held-out queries, as metrics PREFIX_KEY: counts of each answer and each rank of the
+# truth (added over seeds), and the share of the wrong answers each policy explains (explained_wrong: their count).
+COUNTED = {"answers_by_distance": "answer", "rank_by_distance": "rank", "explained_by_distance": "explained"}
+
+
+def _cell(number: float) -> str:
+    return f"{number:.6g}" if isinstance(number, float) else str(number)
 
 
 def _with_interval(row: dict, metric: str, seeds: int) -> list:
@@ -99,5 +115,5 @@ def write_comparison(
     write_atomic(out / "compare.csv", lambda f: f.write(table.encode()))
     markdown = compare.to_markdown(compare.headline(summaries, shown), summaries, found)
     write_atomic(out / "compare.md", lambda f: f.write(markdown.encode()))
-    figures = plot_comparison(summaries, shown, compare.curves(summaries), out, found)
+    figures = plot_comparison(summaries, shown, out, found)
     return ["compare.csv", "compare.md", *figures]

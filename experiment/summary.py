@@ -7,11 +7,26 @@ from pathlib import Path
 
 from common.cli import UsageError
 
+BASELINES = ("trivial", "self", "self-overseer")  # the label-free rows of a summary: not trained, no seeds
+
 
 def has_pgr(table: dict) -> bool:
     """Whether a variant's pooled PGR counts (is drawn, headlined): it has one and its oracle is a ceiling
     (ceiling_ok; summaries older than the flag count)."""
     return "pgr_beyond_n" in table and table["pgr_beyond_n"].get("ceiling_ok", True)
+
+
+def pgr_note(name: str, table: dict) -> str | None:
+    """Why variant `name`'s pooled PGR is no number to read (the results index leaves both out): it is the oracle's
+    own (1 by definition), or its oracle is no ceiling (ceiling_ok false); None where it counts or there is none."""
+    pgr = table.get("pgr_beyond_n")
+    if pgr is None:
+        return None
+    if pgr.get("oracle") == name:
+        return "the ceiling itself"
+    if not has_pgr(table):
+        return f"{pgr.get('oracle', 'its oracle')} is no ceiling"
+    return None
 
 
 def read_summary(path: Path, identity_only: bool = False) -> dict:

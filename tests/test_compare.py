@@ -126,3 +126,38 @@ def test_a_weak_ceiling_is_named_once_however_many_runs_have_it():
     note = "\nnot shown: PGR against oracle:fresh, oracle:shared (oracle < 0.9 on n+1..N: no ceiling)"
     assert _weak_ceilings(weak, weak, other) == note
     assert _weak_ceilings({"ceilings": {"oracle": {"ceiling_ok": True}}}) == ""
+
+
+def test_the_table_marks_a_pgr_against_no_ceiling_and_an_oracles_own(tmp_path):
+    """As the results index does: no PGR number for an oracle against itself, nor against an oracle that is no
+    ceiling; neither is drawn or written to compare.csv."""
+    weak = summary(0.25)
+    weak["variants"]["oracle"]["pgr_beyond_n"] |= {"oracle": "oracle", "ceiling_ok": False}
+    weak["variants"]["frozen"]["pgr_beyond_n"] |= {"oracle": "oracle", "ceiling_ok": False}
+    good = summary(0.5)
+    good["variants"]["oracle"]["pgr_beyond_n"] |= {"oracle": "oracle", "ceiling_ok": True}
+    good["variants"]["frozen"]["pgr_beyond_n"] |= {"oracle": "oracle", "ceiling_ok": True}
+    compare(results_dir(tmp_path, "weak", weak), results_dir(tmp_path, "good", good), "--out", str(tmp_path / "out"))
+    markdown = (tmp_path / "out" / "compare.md").read_text()
+    assert "| weak | frozen | 3 | 0.250 | 0.250 | 0.250 | 0.750 | — (oracle is no ceiling) |" in markdown
+    assert "| weak | oracle | 3 | 0.900 | 0.900 | 0.900 | 0.100 | — (the ceiling itself) |" in markdown
+    assert "| good | oracle | 3 | 0.900 | 0.900 | 0.900 | 0.100 | — (the ceiling itself) |" in markdown
+    assert "| good | frozen | 3 | 0.500 | 0.500 | 0.500 | 0.500 | 0.500 [0.400, 0.600] |" in markdown
+    rows = csv.DictReader((tmp_path / "out" / "compare.csv").open())
+    assert [(r["run"], r["variant"]) for r in rows if r["metric"] == "pgr_beyond_n"] == [("good", "frozen")]
+
+
+def test_curves_by_distance_where_every_run_has_them(tmp_path):
+    runs = {}
+    for name, acc in (("a", 0.25), ("b", 0.5)):
+        runs[name] = summary(acc)
+        for table in runs[name]["variants"].values():
+            table["by_distance"] = {str(d): {"acc": acc / (d + 1), "acc_ci95": [0, 1]} for d in range(5)}
+            table["longest_labelled"] = 3
+    compare(*(results_dir(tmp_path, n, s) for n, s in runs.items()), "--out", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "compare_acc_vs_distance.png").stat().st_size > 10_000
+    assert not (tmp_path / "out" / "compare_coherent_wrong_vs_distance.png").exists()  # no run reports it so
+    rows = list(csv.DictReader((tmp_path / "out" / "compare.csv").open()))
+    by_distance = {(r["run"], r["variant"], r["distance"]): float(r["mean"]) for r in rows if r["distance"]}
+    assert len(by_distance) == 2 * 2 * 5 and by_distance[("b", "frozen", "1")] == 0.25
+    assert all(r["size"] == "" for r in rows if r["distance"])

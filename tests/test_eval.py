@@ -1,3 +1,4 @@
+import csv
 import json
 import shutil
 from functools import partial
@@ -109,6 +110,46 @@ def test_summary_has_the_promised_structure(finished_run):
     for name in ("trivial", "self"):
         at_s = summary["variants"][name]["by_distance"]["0"]
         assert at_s["pass_relabel"] == at_s["pass_monotone"] == 1.0, name
+
+
+def test_what_the_reporters_say_instead_by_distance(finished_run):
+    """answers_by_distance, explained_by_distance and rank_by_distance agree with each other at every distance
+    (the wrong answers the policies explain are the answers that are not the distance; the truth ranks 1 exactly
+    as often as the answer is right), and metrics.csv holds every one of their numbers."""
+    results = finished_run / "results"
+    summary = json.loads((results / "summary.json").read_text())
+    with (results / "metrics.csv").open() as f:
+        written = {(r["variant"], r["by"], r["value"], r["metric"]): r for r in csv.DictReader(f)}
+    oracle_of = ceilings(summary["config"]["experiment"]["variants"].split(","))
+    queries = summary["queries"]  # every path query once, by size and by distance
+    assert sum(queries["by_size"].values()) == sum(queries["by_distance"].values()) > 0
+    for name, table in summary["variants"].items():
+        # Labels on sizes <= n = 4 (paths of at most 3 edges); the oracles' and probes' on every size <= N = 6.
+        assert table["longest_labelled"] == (5 if name in oracle_of.values() or "probe" in name else 3), name
+        answers, explained = table["answers_by_distance"], table["explained_by_distance"]
+        assert explained, name  # every reporter of the tiny run is wrong somewhere
+        for d, row in answers.items():
+            wrong = sum(count for answer, count in row.items() if answer != d)
+            assert explained.get(d, {"wrong": 0})["wrong"] == wrong, (name, d)
+            for answer, count in row.items():
+                assert int(written[(name, "distance", d, f"answer_{answer}")]["mean"]) == count
+        for d, row in explained.items():
+            assert sum(share for k, share in row.items() if k != "wrong") == pytest.approx(1.0), (name, d)
+            for k, share in row.items():
+                assert float(written[(name, "distance", d, f"explained_{k}")]["mean"]) == pytest.approx(share, rel=1e-5)
+        learned = name not in ("trivial", "self")
+        assert ("rank_by_distance" in table) == learned == ("rank" in table["by_distance"]["1"]), name
+        for d, row in table.get("rank_by_distance", {}).items():
+            assert row.get("1", 0) == answers[d].get(d, 0), (name, d)  # rank 1 exactly where the answer is right
+            assert sum(row.values()) == sum(answers[d].values()), (name, d)
+            for rank, count in row.items():
+                assert int(written[(name, "distance", d, f"rank_{rank}")]["mean"]) == count
+        for d, row in table["by_distance"].items() if learned else ():
+            assert row["rank"] >= 1 and 0 < row["p_true"] <= 1, (name, d)
+            for metric in ("rank", "p_true"):
+                assert float(written[(name, "distance", d, metric)]["mean"]) == pytest.approx(row[metric], rel=1e-5)
+    policies = {"wrong", "clamp", "d_st", "trivial", "reverse", "off_by_one", "unexplained"}  # no overseer here
+    assert all(set(row) == policies for row in summary["variants"]["frozen"]["explained_by_distance"].values())
 
 
 def test_eval_rejects_missing_or_corrupt_runs(finished_run, tmp_path):

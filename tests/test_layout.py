@@ -89,3 +89,23 @@ def test_nothing_cites_a_document_outside_the_repository():
         if name.endswith((".py", ".md", ".toml")) and any(doc in (ROOT / name).read_text() for doc in OUTSIDE)
     ]
     assert not citing, citing
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every project module `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+# The evaluation reads stored models (experiment/stored.py); the trainer must not come with it.
+TRAINER = {"experiment.fit", "experiment.phases", "experiment.pretrained", "experiment.optim"}
+
+
+def test_the_evaluator_never_imports_the_trainer():
+    graph = import_graph()
+    assert "experiment.fit" in reachable(graph, "experiment.pretrained")  # the walk follows imports: can fail
+    assert not reachable(graph, "experiment.evaluate") & TRAINER, reachable(graph, "experiment.evaluate") & TRAINER

@@ -46,6 +46,11 @@ def test_run_writes_log_and_results(finished_run):
         "capability_vs_report.png",
         "withheld_vs_size.png",
         "training_curves.png",
+        "accuracy_vs_distance.png",
+        "withheld_vs_distance.png",
+        "answers_vs_distance.png",
+        "explained_vs_distance.png",
+        "truth_rank_vs_distance.png",
     ]:
         image = imread(results / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0, name  # a real, non-blank picture
