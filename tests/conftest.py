@@ -39,6 +39,12 @@ from experiment.rundir import read_log  # noqa: E402
 TINY = ["--preset", "tiny"]
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked slow (a minute or more each, most of it subprocess runs and compilation) first, in their
+    order: the workers take tests in turn, so the longest start early and none is left to run alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def release_compiled_programs():
     """Frees each test module's compiled programs after it. A CPU executable holds memory mappings, and one

@@ -80,6 +80,7 @@ def test_corrupt_files_are_rejected_with_one_line(exported, tmp_path):
         load(tmp_path / "absent.npz")
 
 
+@pytest.mark.slow
 def test_generation_in_chunks_gives_the_same_examples(monkeypatch):
     """Each example comes from its own key, fold_in(seed, row): cutting the rows into generator calls of 64
     (a cell of 150 rows: three calls, the last padded) changes no byte."""

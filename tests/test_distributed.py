@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from conftest import TINY
 
 VARIANTS = ["--experiment.variants", "frozen", "--experiment.seeds", "1"]  # pretraining and one fine-tuning
@@ -24,6 +25,7 @@ def log_lines(run_dir) -> list[tuple]:
     return [(r["phase"], r["step"], r["loss"], r["acc"]) for r in map(json.loads, (run_dir / "log.jsonl").open())]
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devices(tmp_path):
     reference, reference_results = tmp_path / "reference", tmp_path / "reference-results"
     # First, and into the compilation cache the job could read: a job that loaded the programs cached by a

@@ -128,6 +128,7 @@ def test_training_batch_mixes_families_and_sizes():
         check_example(ex, 16)
 
 
+@pytest.mark.slow
 def test_pool_evens_out_distances_and_keeps_exact_distinct_examples():
     """pool=8 draws 8x the batch and keeps a distance-flattened sample: long distances become common, and
     what is kept are distinct, exactly labelled draws."""

@@ -57,6 +57,7 @@ def test_member_groups_share_a_program_only_where_they_draw_the_same_batches_fro
     ]
 
 
+@pytest.mark.slow
 def test_members_train_bit_for_bit_what_one_variant_at_a_time_does(pretrained, tmp_path):
     together, alone = tmp_path / "together", tmp_path / "alone"
     finetune(CFG, together, NAMES, pretrained)
@@ -137,6 +138,7 @@ def _compiled_update(names: list[str], pretrained, common=PRETRAINED) -> str:
     return step.update.lower(params, opt_state, rest, batches, 0, *args).compile().as_text()
 
 
+@pytest.mark.slow
 def test_members_on_the_frozen_encoder_encode_each_batch_once(pretrained):
     """The graph encoder is one while loop (a fori_loop over its iterations): three members' step holds as
     many as one member's, so the encoding is computed once, not three times."""

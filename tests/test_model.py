@@ -58,6 +58,7 @@ def test_every_reporter_answers_every_query(batch):
         assert not np.allclose(together[:, 0], together[:, 1], atol=1e-4), name
 
 
+@pytest.mark.slow
 def test_few_steps_reduce_the_loss():
     cfg = PRESETS["tiny"]
     cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(cfg.pretrain, steps=40, lr=3e-3))

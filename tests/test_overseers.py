@@ -45,6 +45,7 @@ def batch_of(key: int, n_min: int, n_max: int, count: int = 64):
     return jax.tree.map(np.asarray, batch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(OVERSEERS))
 def test_the_overseer_is_the_truth_on_every_labelled_query_and_not_beyond(name):
     """o = d at every vertex of every graph of at most n vertices (many batches, every family): the labels of
@@ -191,6 +192,7 @@ def test_the_control_pretrains_as_if_there_were_no_overseer():
     assert new_model(learned, 0).d_st_head.query.shape[1] == 2
 
 
+@pytest.mark.slow
 def test_a_run_with_an_overseer_reports_which_policy_each_reporter_follows(tmp_path):
     """The tiny experiment with the nearsighted overseer, end to end: the overseer's disagreement by size (none
     on sizes <= n), o(s,t) in the capability check, the self-overseer baseline, every variant's policy shares

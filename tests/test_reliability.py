@@ -69,6 +69,7 @@ def kill_when(argv: list[str], moment, store, timeout: float = 300) -> None:
             process.wait()
 
 
+@pytest.mark.slow
 def test_killed_mid_checkpoint_write_and_mid_run_resumes_to_the_same_numbers(finished_run, tmp_path):
     """SIGKILL twice: first while orbax is writing a pretraining checkpoint into the store of pretrained
     models (its temporary directory on disk), then in the middle of fine-tuning. `--resume` then ends with

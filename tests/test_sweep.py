@@ -16,6 +16,7 @@ from configs import PRESETS
 from configs.sweeps import columns_sweep, consistency_sweep, overseer_sweep
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):
     run, results = tmp_path / "run", tmp_path / "results"
     shutil.copytree(finished_run / "run", run)  # pretrained, with the frozen and oracle cells finished
