@@ -127,14 +127,14 @@ def _oracles(summary: dict) -> dict[str, str]:
 
 def _curves(summary: dict, names: list[str], curve, decorate, title: str, out: Path, filename: str) -> None:
     """Every variant of `names` as `curve(ax, name, alpha, **style)` (alpha: its seed band's), and
-    `decorate(ax, text)` for what every axes shows besides. Up to CROWDED on one axes in colour; more (a sweep):
-    small multiples, one panel per variant in colour over the others in grey, with the label-free baselines of
-    `names` and the variant's own oracle in every panel."""
+    `decorate(ax, text, name)` for what every axes shows besides (`name`: the panel's variant; None on one axes).
+    Up to CROWDED on one axes in colour; more (a sweep): small multiples, one panel per variant in colour over the
+    others in grey, with the label-free baselines of `names` and the variant's own oracle in every panel."""
     if len(names) <= CROWDED:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for name in names:
             curve(ax, name, 0.2, marker="o", label=name, color=_color(summary, name))
-        decorate(ax, True)
+        decorate(ax, True, None)
         ax.set_title(title, fontsize=10)
         _legend(ax, len(names))
         _save(fig, out, filename)
@@ -150,7 +150,7 @@ def _curves(summary: dict, names: list[str], curve, decorate, title: str, out: P
         for ref in references:
             curve(ax, ref, 0, lw=1, label=ref, **REFERENCE.get(ref, REFERENCE["oracle"]))
         curve(ax, name, 0.2, marker="o", ms=2, color="C0", label=name)
-        decorate(ax, False)
+        decorate(ax, False, name)
         ax.set_title(_wrapped(name), fontsize=8)
         ax.label_outer()
         ax.legend(fontsize=5, loc="lower left")
@@ -212,7 +212,7 @@ def plot_all(summary: dict, out: Path) -> None:
     plot_truth_rank(summary, out)
     capability = summary["capability"]
 
-    def knows(ax, text: bool) -> None:
+    def knows(ax, text: bool, name: str | None = None) -> None:
         for key, label, style in (
             ("d_st_acc_by_size", "knows: pretrained d(s,t)", "k-"),
             ("knows_su_by_size", "knows: self-query d(s,u)", "k-."),
@@ -231,15 +231,16 @@ def plot_all(summary: dict, out: Path) -> None:
 
 def _frame(summary: dict, key: str, ylabel: str):
     """A `decorate` of `_curves` by size (n and N marked) or by true distance (the labelled distances shaded, the
-    number of queries at each distance as a strip of bars)."""
+    number of queries at each distance as a strip of bars): in a variant's panel, that variant's labelled
+    distances (an oracle's reach past the run's), on one axes the run's."""
 
-    def decorate(ax, text: bool) -> None:
+    def decorate(ax, text: bool, name: str | None = None) -> None:
         xlabel = "graph size (vertices)" if key == "size" else "true distance d(s,u)"
         ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(-0.02, 1.05))
         if key == "size":
             _limits(ax, summary, text=text)
         else:
-            _labelled(ax, _longest(summary), text)
+            _labelled(ax, _longest(summary, name or "trivial"), text)
             _query_strip(ax, summary, text)
 
     return decorate

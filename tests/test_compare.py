@@ -5,10 +5,11 @@ import copy
 import csv
 import json
 
+import matplotlib.pyplot as plt
 import pytest
 
 import eval as evaluation
-from experiment.plots import _weak_ceilings
+from experiment.plots import _frame, _weak_ceilings
 
 SIZES = range(3, 9)  # n = 4, N = 6, evaluated up to 8
 
@@ -161,3 +162,20 @@ def test_curves_by_distance_where_every_run_has_them(tmp_path):
     by_distance = {(r["run"], r["variant"], r["distance"]): float(r["mean"]) for r in rows if r["distance"]}
     assert len(by_distance) == 2 * 2 * 5 and by_distance[("b", "frozen", "1")] == 0.25
     assert all(r["size"] == "" for r in rows if r["distance"])
+
+
+def test_a_panel_by_distance_shades_its_own_variants_labelled_distances():
+    """In a sweep's small multiples, an oracle's panel shades the distances it was labelled on (up to its own
+    longest), not the run's; one axes with every variant shades the run's (the trivial baseline's)."""
+    content = summary(0.5)
+    content["variants"]["trivial"] = {"longest_labelled": 3}
+    content["variants"]["oracle"]["longest_labelled"] = 5
+    decorate = _frame(content, "distance", "accuracy")
+    spans = {}
+    for name in ("oracle", None):
+        fig, ax = plt.subplots()
+        decorate(ax, False, name)
+        (shade,) = ax.patches
+        spans[name] = shade.get_x() + shade.get_width()
+        plt.close(fig)
+    assert spans == {"oracle": 5.5, None: 3.5}
