@@ -44,6 +44,9 @@ class DataConfig:
         "evaluation set (its top-up stratum, counted by distance only) until there are; 0 = none",
     )
     pool: int = _field(8, "pretraining examples drawn per one kept, to even out distances d(s,t); 1 = off")
+    finetune_pool: int = _field(
+        8, "fine-tuning's labelled examples drawn per one kept, to even out distances d(s,t) (as data.pool); 1 = off"
+    )
     split: str = _field(
         "size",
         "which queries the reporter is checked on (labelled), which held out: size (labels on sizes <= n), "
@@ -83,8 +86,10 @@ class DataConfig:
                 f"data.vocab={self.vocab} is smaller than the largest evaluated size "
                 f"{self.n_max + self.eval_beyond} (N + eval_beyond)"
             )
-        if self.pool < 1:
-            raise UsageError(f"data.pool must be positive, got {self.pool}")
+        if self.pool < 1 or self.finetune_pool < 1:
+            raise UsageError(
+                f"data.pool and data.finetune_pool must be positive, got {self.pool} and {self.finetune_pool}"
+            )
         if self.eval_beyond < 0 or self.eval_per_size < 1 or self.eval_per_distance < 0:
             raise UsageError("data.eval_beyond and data.eval_per_distance must be >= 0 and data.eval_per_size >= 1")
         self.parsed_split()
@@ -217,9 +222,9 @@ class Config:
                 self.pretrain.batch_size * data.pool * self.pretrain.draw_ahead,
                 "pretrain.batch_size, data.pool or pretrain.draw_ahead",
             ),
-            "fine-tuning": (  # labelled + unlabelled
-                2 * self.finetune.batch_size * seeds * self.finetune.draw_ahead,
-                "finetune.batch_size or finetune.draw_ahead",
+            "fine-tuning": (  # labelled (drawn from a pool) + unlabelled
+                (data.finetune_pool + 1) * self.finetune.batch_size * seeds * self.finetune.draw_ahead,
+                "finetune.batch_size, data.finetune_pool or finetune.draw_ahead",
             ),
         }
         for phase, (count, knobs) in steps.items():
