@@ -86,10 +86,9 @@ class DataConfig:
                 f"data.vocab={self.vocab} is smaller than the largest evaluated size "
                 f"{self.n_max + self.eval_beyond} (N + eval_beyond)"
             )
-        if self.pool < 1 or self.finetune_pool < 1:
-            raise UsageError(
-                f"data.pool and data.finetune_pool must be positive, got {self.pool} and {self.finetune_pool}"
-            )
+        for name in ("pool", "finetune_pool"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"data.{name} must be positive, got {getattr(self, name)}")
         if self.eval_beyond < 0 or self.eval_per_size < 1 or self.eval_per_distance < 0:
             raise UsageError("data.eval_beyond and data.eval_per_distance must be >= 0 and data.eval_per_size >= 1")
         self.parsed_split()
@@ -224,7 +223,7 @@ class Config:
             ),
             "fine-tuning": (  # labelled (drawn from a pool) + unlabelled
                 (data.finetune_pool + 1) * self.finetune.batch_size * seeds * self.finetune.draw_ahead,
-                "finetune.batch_size, data.finetune_pool or finetune.draw_ahead",
+                "finetune.batch_size or finetune.draw_ahead or data.finetune_pool",
             ),
         }
         for phase, (count, knobs) in steps.items():
