@@ -129,7 +129,7 @@ def finetune_step(cfg: Config, sample=None, seeds: int | None = None) -> Step:
     replaces the generator (e.g. a fixed batch)."""
     variant = VARIANTS["frozen"]
     loss_fn = partial(report_loss, variant=variant, n_pad=cfg.data.n_max)
-    sample = sample or batch_sampler(cfg, cfg.data.n_report)
+    sample = sample or batch_sampler(cfg, cfg.data.n_report, pool=cfg.data.finetune_pool)
     step = _step(cfg, new_model(cfg, cfg.finetune.seed), variant.trainable(), loss_fn, sample, cfg.finetune, seeds)
     return dataclasses.replace(step, flops=step.batch_size * finetune_flops(cfg))
 

@@ -62,7 +62,11 @@ def main() -> None:
 
     phases = {
         "pretrain": (pretrain_step, batch_sampler(cfg, cfg.data.n_max, pool=cfg.data.pool), cfg.pretrain),
-        "finetune (frozen)": (finetune_step, batch_sampler(cfg, cfg.data.n_report), cfg.finetune),
+        "finetune (frozen)": (
+            finetune_step,
+            batch_sampler(cfg, cfg.data.n_report, pool=cfg.data.finetune_pool),
+            cfg.finetune,
+        ),
     }
     header = f"{'step':<18} {'batch':>5} {'examples/s':>11} {'fixed batch':>11} {'gen share':>9} "
     print(f"{header}{'GFLOP/ex':>9} {'GFLOP/s':>8} {'MFU':>6}   generator ex/s  gen/step")

@@ -38,7 +38,15 @@ class DataConfig:
     eval_beyond: int = _field(4, "also evaluate sizes N+1..N+eval_beyond")
     eval_per_size: int = _field(40, "evaluation examples per graph size and family")
     eval_seed: int = _field(1234, "seed of the fixed evaluation set")
+    eval_per_distance: int = _field(
+        100,
+        "path queries wanted at every d(s,u) = 1..3N/4 on sizes <= N: graphs with a long d(s,t) are added to the "
+        "evaluation set (its top-up stratum, counted by distance only) until there are; 0 = none",
+    )
     pool: int = _field(8, "pretraining examples drawn per one kept, to even out distances d(s,t); 1 = off")
+    finetune_pool: int = _field(
+        8, "fine-tuning's labelled examples drawn per one kept, to even out distances d(s,t) (as data.pool); 1 = off"
+    )
     split: str = _field(
         "size",
         "which queries the reporter is checked on (labelled), which held out: size (labels on sizes <= n), "
@@ -78,10 +86,11 @@ class DataConfig:
                 f"data.vocab={self.vocab} is smaller than the largest evaluated size "
                 f"{self.n_max + self.eval_beyond} (N + eval_beyond)"
             )
-        if self.pool < 1:
-            raise UsageError(f"data.pool must be positive, got {self.pool}")
-        if self.eval_beyond < 0 or self.eval_per_size < 1:
-            raise UsageError("data.eval_beyond must be >= 0 and data.eval_per_size >= 1")
+        for name in ("pool", "finetune_pool"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"data.{name} must be positive, got {getattr(self, name)}")
+        if self.eval_beyond < 0 or self.eval_per_size < 1 or self.eval_per_distance < 0:
+            raise UsageError("data.eval_beyond and data.eval_per_distance must be >= 0 and data.eval_per_size >= 1")
         self.parsed_split()
         if self.overseer and self.overseer not in OVERSEERS:
             raise UsageError(f"unknown overseer '{self.overseer}' in data.overseer (known: {', '.join(OVERSEERS)})")
@@ -103,6 +112,10 @@ class DataConfig:
 
     def eval_sizes(self) -> tuple[int, int]:
         return self.n_min, self.n_max + self.eval_beyond
+
+    def eval_longest(self) -> int:
+        """The longest d(s,u) at which the evaluation set holds data.eval_per_distance path queries: 3N/4."""
+        return 3 * self.n_max // 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,9 +221,9 @@ class Config:
                 self.pretrain.batch_size * data.pool * self.pretrain.draw_ahead,
                 "pretrain.batch_size, data.pool or pretrain.draw_ahead",
             ),
-            "fine-tuning": (  # labelled + unlabelled
-                2 * self.finetune.batch_size * seeds * self.finetune.draw_ahead,
-                "finetune.batch_size or finetune.draw_ahead",
+            "fine-tuning": (  # labelled (drawn from a pool) + unlabelled
+                (data.finetune_pool + 1) * self.finetune.batch_size * seeds * self.finetune.draw_ahead,
+                "finetune.batch_size or finetune.draw_ahead or data.finetune_pool",
             ),
         }
         for phase, (count, knobs) in steps.items():

@@ -15,11 +15,13 @@ from common.provenance import provenance
 from configs import Config, DataConfig
 from experiment.hosts import barrier, is_primary
 from experiment.metrics import (
+    add_distance_ceilings,
     add_held_out_pgr,
     add_pgr,
     aggregate,
     aggregate_pooled,
     at_target,
+    base_stratum,
     capability,
     counts_by_distance,
     disagreement,
@@ -30,7 +32,7 @@ from experiment.metrics import (
     overseer_labels,
     policy_outcomes,
     policy_tables,
-    pooled,
+    pooled_parts,
     pooled_policy,
     present_families,
     query_counts,
@@ -168,7 +170,9 @@ def evaluate_run(
     variants |= {name: variant_table(ev, name, [scored[name, seed] for seed in seeds], len(seeds)) for name in names}
     oracle_of = ceilings(names)
     add_pgr(variants, cfg.data.n_report, {v: o for v, o in oracle_of.items() if ev.split_of[v].kind == "size"})
-    held_out = {name: ev.masks[ev.split_of[name]][1] for name in names}
+    add_distance_ceilings(variants, oracle_of)
+    base = base_stratum(arrays)[:, None]  # pooled numbers and PGR: the base stratum alone
+    held_out = {name: ev.masks[ev.split_of[name]][1] & base for name in names}
     ceiling = add_held_out_pgr(variants, {cell: s.correct for cell, s in scored.items()}, held_out, oracle_of, seeds)
 
     # Summary: the tables beside what the model knows and what the results were made of.
@@ -294,12 +298,13 @@ def outcomes(ev: Evaluation, name: str, given: Answers) -> Scored:
         | given.ranked
     )
     label, (checked, held_out) = ev.queries["label"], ev.masks[ev.split_of[name]]
-    parts = {"checked": pooled(per_query, checked), "held_out": pooled(per_query, held_out)}
+    # Pooled: the base stratum; by distance (the tables' rows, the counts below): every stratum.
+    parts = pooled_parts(per_query, (checked, held_out), ev.arrays)
     table = tables(per_query, ev.arrays)
     if ev.o_label is not None:  # which policy it follows where the overseer and the truth disagree
         policy = policy_outcomes(given.from_s, ev.queries, ev.o_label)
         table |= policy_tables(policy, label, ev.arrays)
-        parts["policy"] = pooled_policy(policy, held_out)
+        parts["policy"] = pooled_policy(policy, held_out & base_stratum(ev.arrays)[:, None])
     # What it says instead, on its held-out queries: its answers, the policies that explain them, the truth's rank.
     counts = {
         "answers_by_distance": counts_by_distance(label, given.from_s, held_out),

@@ -11,6 +11,7 @@ import numpy as np
 
 from experiment.policies import Question, first_match
 from graphgen.bfs import distances
+from graphgen.dataset import BASE
 from graphgen.overseers import OVERSEERS
 from graphgen.splits import Split
 from models.consistency import checks, passes, question
@@ -35,6 +36,7 @@ METRICS = (
 # Per query, of a reporter with logits (not the label-free baselines): the rank of the true distance among its
 # outputs (1: its answer) and the probability it gives the truth (experiment/predict.py: truth_rank).
 RANKED = ("rank", "p_true")
+QUERIES = "queries"  # in every row of a breakdown: the number of queries it is over (the same for every seed)
 
 
 def path_labels(arrays: dict, vocab: int) -> np.ndarray:
@@ -131,10 +133,10 @@ def query_outcomes(
     }
 
 
-def breakdown(outcomes: dict, key: np.ndarray, queries: str = "valid") -> dict[str, dict[str, float]]:
-    """Mean of every metric over the `queries` (the path's, or "off_path"), per value of `key` (B, V) (e.g.
-    graph size, distance)."""
-    valid = outcomes[queries]
+def breakdown(outcomes: dict, key: np.ndarray, mask: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean of every metric over the queries of `mask` (B, V), per value of `key` (B, V) or (B, 1) (e.g. graph
+    size, distance), and `queries`: how many queries each row holds."""
+    valid = mask
     # Group ids, then one weighted count per metric: a pass per metric, not one per metric and value (the
     # family/size key alone has hundreds of values). A per-question key (B, 1) is grouped once per question.
     if key.shape == valid.shape:
@@ -150,6 +152,8 @@ def breakdown(outcomes: dict, key: np.ndarray, queries: str = "valid") -> dict[s
         means = np.bincount(group, weights=outcomes[m][valid], minlength=len(values))[present] / count[present]
         for i, mean in zip(present, means, strict=True):
             table[str(values[i])][m] = float(mean)
+    for i in present:
+        table[str(values[i])][QUERIES] = int(count[i])
     return table
 
 
@@ -161,17 +165,28 @@ def measured(outcomes: dict) -> list[str]:
 def tables(outcomes: dict, arrays: dict) -> dict[str, dict]:
     """The breakdowns of docs/design.md over every evaluated size, of the path queries by graph size, true
     distance d(s,u), family, and family and size ("FAMILY/SIZE"), and of the off-path queries by size and
-    distance."""
+    distance. By distance, every stratum of the evaluation set; by anything else, the base stratum alone (see
+    `base_stratum`)."""
     sizes = arrays["num_nodes"][:, None]
     family = family_of(arrays)[:, None]
+    path, off_path, base = outcomes["valid"], outcomes["off_path"], base_stratum(arrays)[:, None]
     return {
-        "by_size": breakdown(outcomes, sizes),
-        "by_distance": breakdown(outcomes, outcomes["label"]),
-        "by_family": breakdown(outcomes, family),
-        "by_family_size": breakdown(outcomes, np.char.add(np.char.add(family, "/"), sizes.astype(str))),
-        "off_path_by_size": breakdown(outcomes, sizes, "off_path"),
-        "off_path_by_distance": breakdown(outcomes, outcomes["label"], "off_path"),
+        "by_size": breakdown(outcomes, sizes, path & base),
+        "by_distance": breakdown(outcomes, outcomes["label"], path),
+        "by_family": breakdown(outcomes, family, path & base),
+        "by_family_size": breakdown(outcomes, np.char.add(np.char.add(family, "/"), sizes.astype(str)), path & base),
+        "off_path_by_size": breakdown(outcomes, sizes, off_path & base),
+        "off_path_by_distance": breakdown(outcomes, outcomes["label"], off_path),
     }
+
+
+def base_stratum(arrays: dict) -> np.ndarray:
+    """(B,) whether each question is of the evaluation set's base stratum: the uniform set of every size and
+    family, what numbers by size, by family, pooled and PGR are over. The long-distance top-up (`stratum` 1,
+    graphgen/dataset.py: with_top_up) only adds evidence by distance. A dataset without `stratum` is all base."""
+    if "stratum" not in arrays:
+        return np.ones(len(arrays["num_nodes"]), bool)
+    return arrays["stratum"] == BASE
 
 
 def family_of(arrays: dict) -> np.ndarray:
@@ -207,6 +222,13 @@ POOLED = ("acc", *KNOWS_SAYS)  # pooled over a split's checked and its held-out 
 def pooled(outcomes: dict, mask: np.ndarray) -> dict[str, float | None]:
     """Mean of each of POOLED (and RANKED, where measured) over the queries of `mask` (None where it holds none)."""
     return {m: float(outcomes[m][mask].mean()) if mask.any() else None for m in POOLED + RANKED if m in outcomes}
+
+
+def pooled_parts(outcomes: dict, masks: tuple[np.ndarray, np.ndarray], arrays: dict) -> dict[str, dict]:
+    """`pooled` over a split's checked and held-out queries (`split_masks`) of the base stratum (`base_stratum`):
+    the top-up's long paths would skew a pooled number towards them."""
+    base = base_stratum(arrays)[:, None]
+    return {part: pooled(outcomes, mask & base) for part, mask in zip(("checked", "held_out"), masks, strict=True)}
 
 
 def aggregate_pooled(per_seed: list[dict]) -> dict:
@@ -281,14 +303,24 @@ def explained_shares(counts: dict) -> dict:
     return {d: {k: c if k == WRONG else c / row[WRONG] for k, c in row.items()} for d, row in counts.items()}
 
 
-def query_counts(queries: dict, arrays: dict) -> dict[str, dict[str, int]]:
-    """How many path queries the evaluation set holds, by graph size and by true distance (the same for every
-    variant: the weight of each point of a curve)."""
-    valid = queries["valid"]
+def query_counts(queries: dict, arrays: dict) -> dict:
+    """How many path queries the evaluation set holds (the same for every variant: the weight of each point of a
+    curve): by graph size in the base stratum (what the rows by size are over), by true distance in every stratum
+    (what the rows by distance are over), and `by_stratum`: each stratum's graphs and path queries by distance."""
+    valid, base = queries["valid"], base_stratum(arrays)
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], valid.shape)
+
+    def counted(key: np.ndarray, mask: np.ndarray) -> dict[str, int]:
+        return {str(k): int(c) for k, c in zip(*np.unique(key[mask], return_counts=True), strict=True)}
+
+    strata = {"base": base, "top_up": ~base}
     return {
-        f"by_{by}": {str(k): int(c) for k, c in zip(*np.unique(key[valid], return_counts=True), strict=True)}
-        for by, key in (("size", sizes), ("distance", queries["label"]))
+        "by_size": counted(sizes, valid & base[:, None]),
+        "by_distance": counted(queries["label"], valid),
+        "by_stratum": {
+            name: {"graphs": int(rows.sum()), "by_distance": counted(queries["label"], valid & rows[:, None])}
+            for name, rows in strata.items()
+        },
     }
 
 
@@ -310,9 +342,10 @@ def at_target(per_vertex: np.ndarray, arrays: dict) -> np.ndarray:
 
 
 def disagreement(queries: dict, overseer: np.ndarray, arrays: dict) -> dict[str, dict]:
-    """Per graph size, the path queries and the share of them where the overseer and the truth disagree."""
+    """Per graph size, the path queries (of the base stratum) and the share of them where the overseer and the truth
+    disagree."""
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], overseer.shape)
-    valid, differs = queries["valid"], overseer != queries["label"]
+    valid, differs = queries["valid"] & base_stratum(arrays)[:, None], overseer != queries["label"]
     at = {n: valid & (sizes == n) for n in np.unique(sizes[valid])}
     return {str(n): {"queries": int(rows.sum()), "share": float(differs[rows].mean())} for n, rows in at.items()}
 
@@ -333,13 +366,16 @@ def pooled_policy(policy: dict, mask: np.ndarray) -> dict[str, float | None]:
 
 
 def policy_tables(policy: dict, label: np.ndarray, arrays: dict) -> dict[str, dict]:
-    """The shares of POLICY over the disagreeing queries by graph size and by true distance d(s,u) (`label`)."""
+    """The shares of POLICY over the disagreeing queries by graph size (the base stratum) and by true distance
+    d(s,u) (`label`; every stratum)."""
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], policy["disagree"].shape)
+    base = np.broadcast_to(base_stratum(arrays)[:, None], sizes.shape)
     return {
         f"policy_by_{by}": {
-            str(value): pooled_policy(policy, key == value) for value in np.unique(key[policy["disagree"]])
+            str(value): pooled_policy(policy, (key == value) & within)
+            for value in np.unique(key[policy["disagree"] & within])
         }
-        for by, key in (("size", sizes), ("distance", label))
+        for by, key, within in (("size", sizes, base), ("distance", label, True))
     }
 
 
@@ -358,11 +394,14 @@ def mean_ci(values: list[float]) -> tuple[float, float, float]:
 
 def aggregate(per_seed: list[dict]) -> dict:
     """key -> metric -> mean, plus metric_ci95 = [low, high], over the seeds' tables (by size or distance; every
-    metric the first seed's rows hold)."""
+    metric the first seed's rows hold); a row's query count (QUERIES) as it is."""
     table = {}
     for key in per_seed[0]:
         row = {}
         for m in per_seed[0][key]:
+            if m == QUERIES:  # a count, the same for every seed
+                row[m] = per_seed[0][key][m]
+                continue
             mean, low, high = mean_ci([seed[key][m] for seed in per_seed])
             row[m], row[f"{m}_ci95"] = mean, [low, high]
         table[key] = row
@@ -379,6 +418,17 @@ def add_pgr(variants: dict, n_report: int, oracle_of: dict[str, str]) -> None:
                 gap = variants[oracle]["by_size"][size]["acc"] - trivial[size]["acc"]
                 gained = row["acc"] - trivial[size]["acc"]
                 row["pgr"] = gained / gap if abs(gap) > 1e-9 else None
+
+
+def add_distance_ceilings(variants: dict, oracle_of: dict[str, str]) -> None:
+    """`ceiling_ok` in every row by distance of every variant with an oracle in `oracle_of`: whether its oracle's
+    accuracy (seed mean) at that distance is at least CEILING_THRESHOLD, as `pgr_beyond_n` is marked for the
+    pooled one. A reporter's accuracy or withheld share at a distance where even direct supervision does not
+    reach the bar says little about what it reports there."""
+    for name, oracle in oracle_of.items():
+        top = variants[oracle]["by_distance"]
+        for distance, row in variants[name]["by_distance"].items():
+            row["ceiling_ok"] = distance in top and top[distance]["acc"] >= CEILING_THRESHOLD
 
 
 def add_pooled_pgr(variants: dict, pooled_acc: dict[str, list[float]], oracle_of: dict[str, str]) -> dict:
@@ -429,21 +479,22 @@ def add_held_out_pgr(
 def capability(
     d_hat: np.ndarray, arrays: dict, n_max: int, o_hat: np.ndarray | None = None, o_st: np.ndarray | None = None
 ) -> dict:
-    """Does the pretrained model know d(s,t)? Its accuracy by size (every evaluated size) and by distance (sizes
-    <= N), and `capability_ok`: at least CAPABILITY_THRESHOLD at every size <= N. With a learned overseer, the
+    """Does the pretrained model know d(s,t)? Its accuracy by size (every evaluated size, the base stratum) and by
+    distance (sizes <= N, every stratum), and `capability_ok`: at least CAPABILITY_THRESHOLD at every size <= N.
+    With a learned overseer, the
     same for its answers `o_hat` to the head's second question against the overseer's `o_st`, and
     `capability_ok` needs both: the model must know the truth and what the overseer would say."""
-    sizes, d_st = arrays["num_nodes"], arrays["d_st"]
+    sizes, d_st, base = arrays["num_nodes"], arrays["d_st"], base_stratum(arrays)
     correct, in_range = d_hat == d_st, sizes <= n_max
-    by_size = {str(n): float(correct[sizes == n].mean()) for n in np.unique(sizes)}
+    at_size = {n: base & (sizes == n) for n in np.unique(sizes[base])}
     known = {
-        "d_st_acc_by_size": by_size,
+        "d_st_acc_by_size": {str(n): float(correct[rows].mean()) for n, rows in at_size.items()},
         "d_st_acc_by_distance": {
             str(d): float(correct[in_range & (d_st == d)].mean()) for d in np.unique(d_st[in_range])
         },
     }
     if o_hat is not None:
-        known["o_st_acc_by_size"] = {str(n): float((o_hat == o_st)[sizes == n].mean()) for n in np.unique(sizes)}
+        known["o_st_acc_by_size"] = {str(n): float((o_hat == o_st)[rows].mean()) for n, rows in at_size.items()}
     ok = [
         acc >= CAPABILITY_THRESHOLD
         for key in ("d_st_acc_by_size", "o_st_acc_by_size")

@@ -10,7 +10,7 @@ from common.cli import UsageError
 from common.files import write_atomic, write_json
 from configs import config_changes
 from experiment import compare
-from experiment.metrics import POLICY, measured
+from experiment.metrics import POLICY, QUERIES, measured
 from experiment.summary import read_summary
 
 
@@ -54,9 +54,10 @@ def write_results(summary: dict, results_dir: Path, log: list[dict] | None = Non
 
 
 def metrics_csv(summary: dict) -> str:
-    """One row per variant, breakdown, key and metric: mean, 95% interval and seed count (PGR and the
-    capability numbers have no interval); with an overseer, the policy shares as metrics policy_SHARE; the counts
-    and shares by distance of COUNTED (no interval; a count in the mean column)."""
+    """One row per variant, breakdown, key and metric: mean, 95% interval and seed count (PGR, the row's query
+    count `queries`, `ceiling_ok` by distance (1 or 0) and the capability numbers have no interval); with an
+    overseer, the policy shares as metrics policy_SHARE; the counts and shares by distance of COUNTED (no
+    interval; a count in the mean column)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["variant", "by", "value", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
@@ -67,6 +68,9 @@ def metrics_csv(summary: dict) -> str:
                     writer.writerow([name, by, value, m, *_with_interval(row, m, table["seeds"])])
                 if row.get("pgr") is not None:
                     writer.writerow([name, by, value, "pgr", f"{row['pgr']:.6g}", "", "", table["seeds"]])
+                for m in (QUERIES, "ceiling_ok"):  # the row's query count (per seed); its oracle's bar, by distance
+                    if m in row:  # summaries older than these have none
+                        writer.writerow([name, by, value, m, int(row[m]), "", "", table["seeds"]])
             for value, row in table.get(f"policy_by_{by}", {}).items():  # runs with an overseer
                 for m in POLICY:
                     writer.writerow([name, by, value, f"policy_{m}", *_with_interval(row, m, table["seeds"])])

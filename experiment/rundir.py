@@ -90,12 +90,20 @@ def load_config(run_dir: Path) -> Config:
 
 
 def make_eval_set(data: DataConfig) -> dict:
-    """The evaluation set of a data config: data.eval_per_size graphs of every family and size n_min..N+beyond."""
-    from graphgen.dataset import generate
+    """The evaluation set of a data config: data.eval_per_size graphs of every family and size n_min..N+beyond (the
+    base stratum), then the long-distance top-up (graphgen/dataset.py: with_top_up) that brings every d(s,u) =
+    1..3N/4 to data.eval_per_distance path queries on sizes <= N. RunError (one line) if it cannot."""
+    from graphgen.dataset import TopUpError, generate, with_top_up
 
     lo, hi = data.eval_sizes()
-    count = data.eval_per_size * (hi - lo + 1) * len(data.family_list())
-    return generate(data.eval_seed, data.family_list(), (lo, hi), count, data.vocab)
+    families = data.family_list()
+    base = generate(data.eval_seed, families, (lo, hi), data.eval_per_size * (hi - lo + 1) * len(families), data.vocab)
+    try:
+        return with_top_up(
+            base, data.eval_seed, families, (lo, data.n_max), data.eval_longest(), data.eval_per_distance, data.vocab
+        )
+    except TopUpError as e:
+        raise RunError(f"{e}: lower data.eval_per_distance") from None
 
 
 def load_or_make_eval_set(cfg: Config, run_dir: Path) -> tuple[dict, str]:

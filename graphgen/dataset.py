@@ -29,6 +29,10 @@ CONTRACT = {
     "family": (np.int32, 1),
     "family_names": (np.str_, 1),
 }
+# Optional arrays: name -> (dtype, number of dimensions). `stratum` (B,): 0 an example of the uniform set of every
+# size and family (the base), 1 one of the long-distance top-up (`with_top_up`); a file without it is all base.
+OPTIONAL = {"stratum": (np.int32, 1)}
+BASE, TOP_UP = 0, 1
 
 
 class DatasetError(ValueError):
@@ -73,6 +77,15 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
                 batch = sample_examples(keys, example_size[padded], family=name, n_pad=int(n_pad), vocab=vocab)
                 parts.append((rows, jax.tree.map(lambda x, k=rows.size: np.asarray(x)[:k], batch)))
 
+    return _assemble(parts, count)
+
+
+FIELDS = ("num_nodes", "s", "t", "d_st", "path_len", "family")  # the contract's per-example scalars
+
+
+def _assemble(parts: list, count: int) -> dict:
+    """Data-contract arrays of `count` examples from (rows, batch) parts: batch's examples go to `rows`, edges and
+    path cut to the widest example."""
     max_edges = max(int(b.edge_mask.sum(1).max()) for _, b in parts)
     max_path = max(int(b.path_len.max()) for _, b in parts)
     out = {
@@ -80,16 +93,120 @@ def generate(seed: int, families: list[str], sizes: tuple[int, int], count: int,
         "edge_mask": np.zeros((count, max_edges), bool),
         "path": np.zeros((count, max_path), np.int32),
     }
-    for key in ("num_nodes", "s", "t", "d_st", "path_len", "family"):
+    for key in FIELDS:
         out[key] = np.zeros(count, np.int32)
     for rows, b in parts:
         e, p = min(max_edges, b.edges.shape[1]), min(max_path, b.path.shape[1])
         out["edges"][rows, :e] = b.edges[:, :e]
         out["edge_mask"][rows, :e] = b.edge_mask[:, :e]
         out["path"][rows, :p] = b.path[:, :p]
-        for key in ("num_nodes", "s", "t", "d_st", "path_len", "family"):
+        for key in FIELDS:
             out[key][rows] = getattr(b, key)
     out["family_names"] = np.asarray(family_names())
+    return out
+
+
+# The top-up's key stream, fold_in(key(seed), TOP_UP_STREAM): apart from every base row's fold_in(key(seed), i).
+TOP_UP_STREAM = 2**32 - 1
+MAX_CANDIDATES = 1 << 18  # candidate graphs a top-up draws at most before it gives up
+# Candidates per family and generator call: a shape `generate` compiles too (the quick preset's base pads the 320
+# graphs of each family in N's size bucket to 512), so that the top-up reuses its program.
+TOP_UP_ROWS = 512
+
+
+class TopUpError(DatasetError):
+    """A distance the top-up cannot bring to its target within MAX_CANDIDATES candidates (message is one line)."""
+
+
+def path_queries_by_distance(arrays: dict, n_max: int, longest: int) -> np.ndarray:
+    """(longest + 1,) the path queries at each d(s,u) = 0..longest among the graphs of at most n_max vertices: a
+    graph with d(s,t) = D holds one at every d <= D."""
+    d_st = arrays["d_st"][arrays["num_nodes"] <= n_max]
+    return (d_st[None, :] >= np.arange(longest + 1)[:, None]).sum(1)
+
+
+def choose(d_st: np.ndarray, have: np.ndarray, target: int) -> tuple[np.ndarray, int | None, np.ndarray]:
+    """Which candidates (their d(s,t), in the order drawn) to add to the path-query counts `have` (at d = 0..longest)
+    so that every d >= 1 holds `target`: from the longest distance down, the first candidates not yet chosen with
+    d(s,t) >= d, as many as d still lacks. Returns the chosen mask, None (or the distance the candidates cannot
+    fill) and the counts with the chosen added. Choosing on a longer list of candidates picks the same ones."""
+    count, chosen = have.copy(), np.zeros(len(d_st), bool)
+    reach = np.arange(len(have))
+    for d in range(len(have) - 1, 0, -1):
+        lacking = target - count[d]
+        if lacking <= 0:
+            continue
+        picked = np.flatnonzero(~chosen & (d_st >= d))[:lacking]
+        chosen[picked] = True
+        count += (d_st[picked, None] >= reach).sum(0)
+        if len(picked) < lacking:
+            return chosen, d, count
+    return chosen, None, count
+
+
+def with_top_up(
+    base: dict,
+    seed: int,
+    families: list[str],
+    sizes: tuple[int, int],
+    longest: int,
+    target: int,
+    vocab: int,
+    max_candidates: int | None = None,
+) -> dict:
+    """`base` (the uniform set of `generate`, unchanged: `stratum` BASE) followed by a long-distance top-up
+    (`stratum` TOP_UP): graphs of `families` at sizes lo..N (`sizes`), drawn from a key stream of their own, the
+    fewest of them in the order drawn that bring every d(s,u) = 1..longest to at least `target` path queries among
+    the sizes <= N (`choose`). Candidates are drawn TOP_UP_ROWS per family at a time (candidate i: family i % F, size
+    cycling over the sizes that can hold the shortest distance still lacking) and only those long enough to be
+    chosen are kept; the batch does not change the result. The quick preset (N = 16, five families, 100 path
+    queries wanted at d = 1..12) draws 15,360 candidates (six rounds of 512 per family, 2.5 s on a 2-core CPU
+    once `generate` has compiled the generator) and keeps 89 graphs, of d(s,t) 12..15. TopUpError (one line) naming the
+    distance still short after `max_candidates` (default MAX_CANDIDATES)."""
+    lo, n_max = sizes
+    have = path_queries_by_distance(base, n_max, longest)
+    stratum = np.full(len(base["s"]), BASE, np.int32)
+    lacking = np.flatnonzero(have[1:] < target) + 1
+    if not lacking.size:
+        return base | {"stratum": stratum}
+    shortest = int(lacking[0])
+    lo = max(lo, shortest + 1)  # a path of d edges has d + 1 vertices
+    span = n_max - lo + 1
+    batch = min(TOP_UP_ROWS, rows_per_call(n_max, CHUNK, memory_budget(), vocab)) * len(families)
+    stream = jax.random.fold_in(jax.random.key(seed), TOP_UP_STREAM)
+    kept = []
+    for start in range(0, max_candidates or MAX_CANDIDATES, batch):
+        index = start + np.arange(batch)
+        for f, name in enumerate(families):
+            rows = index[index % len(families) == f]
+            keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(stream, rows)
+            row_sizes = lo + (rows // len(families)) % span
+            drawn = sample_examples(keys, row_sizes, family=name, n_pad=n_max, vocab=vocab)
+            long = np.asarray(drawn.d_st) >= shortest
+            kept.append((rows[long], jax.tree.map(lambda x, long=long: np.asarray(x)[long], drawn)))
+        order = np.argsort(np.concatenate([rows for rows, _ in kept]))
+        found = jax.tree.map(lambda *xs, order=order: np.concatenate(xs)[order], *(b for _, b in kept))
+        chosen, short, count = choose(found.d_st, have, target)
+        if short is None:
+            break
+    else:
+        raise TopUpError(
+            f"the long-distance top-up found {count[short]} of the {target} path queries wanted at d(s,u) = {short} "
+            f"on sizes <= {n_max} in {start + batch} candidate graphs of {', '.join(families)}"
+        )
+    top = _assemble([(np.arange(chosen.sum()), jax.tree.map(lambda x: x[chosen], found))], int(chosen.sum()))
+    return _concatenate(base, top) | {"stratum": np.append(stratum, np.full(chosen.sum(), TOP_UP, np.int32))}
+
+
+def _concatenate(first: dict, then: dict) -> dict:
+    """The examples of two datasets (same family_names), one after the other, edges and path padded to the wider."""
+    out = {"family_names": first["family_names"]}
+    for name in (name for name in CONTRACT if name != "family_names"):
+        a, b = first[name], then[name]
+        if a.ndim > 1:
+            width = max(a.shape[1], b.shape[1])
+            a, b = (np.pad(x, [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * (x.ndim - 2)) for x in (a, b))
+        out[name] = np.concatenate([a, b])
     return out
 
 
@@ -143,8 +260,10 @@ def load(path: str | Path) -> dict:
 
 
 def _validate(path, arrays: dict) -> None:
-    for name, (dtype, ndim) in CONTRACT.items():
+    for name, (dtype, ndim) in (CONTRACT | OPTIONAL).items():
         if name not in arrays:
+            if name in OPTIONAL:
+                continue
             raise DatasetError(f"{path}: missing array '{name}'")
         a = arrays[name]
         if not np.issubdtype(a.dtype, dtype) or a.ndim != ndim:
@@ -152,7 +271,7 @@ def _validate(path, arrays: dict) -> None:
                 f"{path}: array '{name}' is {a.dtype}{list(a.shape)}, expected {ndim}-d {dtype.__name__}"
             )
     count = len(arrays["s"])
-    for name in CONTRACT:
+    for name in [*CONTRACT, *(k for k in OPTIONAL if k in arrays)]:
         if name != "family_names" and len(arrays[name]) != count:
             raise DatasetError(f"{path}: array '{name}' has {len(arrays[name])} rows, expected {count}")
     if arrays["edges"].shape[1:] != (arrays["edge_mask"].shape[1], 2):
@@ -165,3 +284,5 @@ def _validate(path, arrays: dict) -> None:
         raise DatasetError(f"{path}: 'edges' holds negative ids or non-zero padding")
     if ((arrays["family"] < 0) | (arrays["family"] >= len(arrays["family_names"]))).any():
         raise DatasetError(f"{path}: 'family' indexes outside 'family_names'")
+    if "stratum" in arrays and not np.isin(arrays["stratum"], (BASE, TOP_UP)).all():
+        raise DatasetError(f"{path}: 'stratum' holds values other than {BASE} (base) and {TOP_UP} (top-up)")

@@ -61,6 +61,8 @@ CASES = [
     ("train.py", [*TRAIN, "--data.n_min", "1"], "data.n_min must be at least 2"),
     ("train.py", [*TRAIN, "--data.vocab", "6"], "data.vocab=6 is smaller than the largest evaluated size 8"),
     ("train.py", [*TRAIN, "--data.pool", "0"], "data.pool must be positive"),
+    ("train.py", [*TRAIN, "--data.finetune_pool", "0"], "data.finetune_pool must be positive"),
+    ("train.py", [*TRAIN, "--data.eval_per_distance", "-1"], "data.eval_per_distance must be >= 0"),
     ("train.py", [*TRAIN, "--data.eval_per_size", "0"], "data.eval_per_size >= 1"),
     ("train.py", [*TRAIN, "--model.heads", "3"], "not divisible"),
     ("train.py", [*TRAIN, "--model.heads", "0"], "model.heads must be positive"),

@@ -79,3 +79,19 @@ def test_drawn_sizes_cover_n_min_to_n_max_inclusive():
         assert set(np.asarray(batch.num_nodes).tolist()) == set(range(n_min, n_max + 1)), (n_min, n_max)
     fine = batch_sampler(CFG, data.n_report)(jax.random.key(0), 64)
     assert set(np.asarray(fine.num_nodes).tolist()) == set(range(data.n_min, data.n_report + 1))
+
+
+def test_labelled_fine_tuning_batches_even_out_d_st_with_the_pool():
+    """The oracle's labelled batches (every size <= N = 6) with data.finetune_pool 8 against 1: the commonest
+    d(s,t) is rarer and the rarest (of 1..4; 5 needs a path through all six vertices) commoner. Unlabelled batches
+    are not pooled."""
+
+    def histogram(pool: int) -> np.ndarray:
+        sampler = finetune_sampler(CFG.replace(data={"finetune_pool": pool}), variant("oracle@range"))
+        assert sampler.labelled.pool == pool and sampler.unlabelled.pool == 1
+        batch = sampler.labelled(jax.random.key(0), 256)
+        return np.bincount(np.asarray(batch.d_st), minlength=CFG.data.n_max)[1:5]
+
+    plain, pooled = histogram(1), histogram(8)
+    assert pooled.max() < plain.max() and pooled.min() > plain.min(), (plain, pooled)
+    assert CFG.data.finetune_pool == 8  # the default, what every preset fine-tunes with

@@ -121,8 +121,12 @@ def test_what_the_reporters_say_instead_by_distance(finished_run):
     with (results / "metrics.csv").open() as f:
         written = {(r["variant"], r["by"], r["value"], r["metric"]): r for r in csv.DictReader(f)}
     oracle_of = ceilings(summary["config"]["experiment"]["variants"].split(","))
-    queries = summary["queries"]  # every path query once, by size and by distance
-    assert sum(queries["by_size"].values()) == sum(queries["by_distance"].values()) > 0
+    queries = summary["queries"]  # the path queries: by size of the base stratum, by distance of every stratum
+    strata = queries["by_stratum"]
+    assert strata["top_up"]["graphs"] > 0  # the tiny preset's base falls short at d = 3 and 4: topped up
+    assert sum(queries["by_size"].values()) == sum(strata["base"]["by_distance"].values()) > 0
+    for d, count in queries["by_distance"].items():
+        assert count == sum(strata[s]["by_distance"].get(d, 0) for s in strata) > 0, d
     for name, table in summary["variants"].items():
         # Labels on sizes <= n = 4 (paths of at most 3 edges); the oracles' and probes' on every size <= N = 6.
         assert table["longest_labelled"] == (5 if name in oracle_of.values() or "probe" in name else 3), name
@@ -148,6 +152,17 @@ def test_what_the_reporters_say_instead_by_distance(finished_run):
             assert row["rank"] >= 1 and 0 < row["p_true"] <= 1, (name, d)
             for metric in ("rank", "p_true"):
                 assert float(written[(name, "distance", d, metric)]["mean"]) == pytest.approx(row[metric], rel=1e-5)
+        # Every row by size and by distance carries its query count, in metrics.csv too; by distance, a variant with
+        # an oracle says whether that oracle reaches the bar there.
+        for by in ("size", "distance"):
+            for value, row in table[f"by_{by}"].items():
+                assert row["queries"] == queries[f"by_{by}"][value], (name, by, value)
+                assert int(written[(name, by, value, "queries")]["mean"]) == row["queries"]
+        for d, row in table["by_distance"].items():
+            assert ("ceiling_ok" in row) == (name in oracle_of), (name, d)
+            if name in oracle_of:
+                ok = summary["variants"][oracle_of[name]]["by_distance"][d]["acc"] >= 0.9
+                assert row["ceiling_ok"] is ok and int(written[(name, "distance", d, "ceiling_ok")]["mean"]) == ok
     policies = {"wrong", "clamp", "d_st", "trivial", "reverse", "off_by_one", "unexplained"}  # no overseer here
     assert all(set(row) == policies for row in summary["variants"]["frozen"]["explained_by_distance"].values())
 

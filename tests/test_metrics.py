@@ -13,6 +13,7 @@ from experiment.metrics import (
     CEILING_THRESHOLD,
     KNOWS_SAYS,
     METRICS,
+    add_distance_ceilings,
     add_held_out_pgr,
     add_pgr,
     add_pooled_pgr,
@@ -22,6 +23,9 @@ from experiment.metrics import (
     mean_ci,
     path_labels,
     pooled,
+    pooled_parts,
+    query_counts,
+    query_labels,
     query_outcomes,
     split_masks,
     tables,
@@ -167,7 +171,11 @@ def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):
     got = tables(outcomes, ARRAYS)
     by_size, by_distance = got["by_size"], got["by_distance"]
     assert set(by_size) == {"5", "6"} and set(by_distance) == {"0", "1", "2", "3", "4", "5"}
-    assert set(by_size["5"]) == set(METRICS)
+    assert set(by_size["5"]) == {*METRICS, "queries"}
+    # Every row carries its query count: A and C's 4 path vertices at size 5, B's 6; one per question at
+    # d = 0..3, B alone at 4 and 5.
+    assert (by_size["5"]["queries"], by_size["6"]["queries"]) == (8, 6)
+    assert {d: row["queries"] for d, row in by_distance.items()} == {"0": 3, "1": 3, "2": 3, "3": 3, "4": 1, "5": 1}
     expected_size = {  # size: (acc, mae, incoherent, coherent_wrong, consistent)
         "5": (7 / 8, 1 / 8, 5 / 8, 0, 3 / 8),
         "6": (2 / 6, 6 / 6, 5 / 6, 1 / 6, 1 / 6),
@@ -186,6 +194,69 @@ def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):
         assert (row["acc"], row["mae"]) == pytest.approx((acc, mae)), distance
     assert by_distance["2"]["coherent_wrong"] == pytest.approx(1 / 3)
     assert by_distance["3"]["coherent_wrong"] == 0
+
+
+# C (the third question) as a graph of the long-distance top-up: it counts by distance, nowhere else.
+TOPPED_UP = ARRAYS | {"stratum": np.array([0, 0, 1], np.int32)}
+
+
+def test_a_top_up_question_changes_the_rows_by_distance_only(outcomes):
+    """By size, family and pooled: A and B alone, as if C were not there; by distance: A, B and C."""
+    got, alone = tables(outcomes, TOPPED_UP), tables(outcomes, ARRAYS)
+    assert got["by_size"]["5"]["acc"] == 1.0 and got["by_size"]["5"]["queries"] == 4  # A's 4 (with C: 7/8 of 8)
+    assert got["by_size"]["6"] == alone["by_size"]["6"]  # B
+    assert got["by_family"]["grid"]["acc"] == 1.0 and got["by_family_size"]["grid/5"]["queries"] == 4
+    assert got["off_path_by_size"]["5"]["queries"] == 1 and got["off_path_by_size"]["5"]["acc"] == 0  # A's vertex 5
+    assert got["by_distance"] == alone["by_distance"]  # C's answers at d = 1: wrong, 1/3 right (A, B, C)
+    assert got["by_distance"]["1"]["acc"] == pytest.approx(1 / 3) and got["by_distance"]["1"]["queries"] == 3
+    assert got["off_path_by_distance"] == alone["off_path_by_distance"]
+    # Pooled over the size split's held-out sizes n+1..N (n = 4, N = 6): A and B, not C; every stratum is checked.
+    masks = split_masks(parse_split("size"), outcomes, ARRAYS, 4, 6)
+    assert pooled_parts(outcomes, masks, TOPPED_UP)["held_out"]["acc"] == pytest.approx(6 / 10)  # 4 of A, 2 of B
+    assert pooled_parts(outcomes, masks, ARRAYS)["held_out"]["acc"] == pytest.approx(9 / 14)  # with C's 3 of 4
+    assert pooled_parts(outcomes, masks, TOPPED_UP)["checked"]["acc"] is None  # no size <= 4
+
+
+def test_query_counts_by_size_are_the_base_and_by_distance_every_stratum():
+    counted = query_counts(query_labels(TOPPED_UP, VOCAB), TOPPED_UP)
+    assert counted["by_size"] == {"5": 4, "6": 6}  # A (size 5) and B; C is top-up
+    assert counted["by_distance"] == {"0": 3, "1": 3, "2": 3, "3": 3, "4": 1, "5": 1}
+    assert counted["by_stratum"] == {
+        "base": {"graphs": 2, "by_distance": {"0": 2, "1": 2, "2": 2, "3": 2, "4": 1, "5": 1}},
+        "top_up": {"graphs": 1, "by_distance": {"0": 1, "1": 1, "2": 1, "3": 1}},
+    }
+    plain = query_counts(query_labels(ARRAYS, VOCAB), ARRAYS)  # a dataset without strata: all base
+    assert plain["by_size"] == {"5": 8, "6": 6} and plain["by_stratum"]["top_up"] == {"graphs": 0, "by_distance": {}}
+
+
+def test_capability_by_size_is_the_base_and_by_distance_every_stratum():
+    d_hat = np.array([3, 5, 0])  # C (top-up, size 5, d(s,t) 3) answered wrong
+    got = capability(d_hat, TOPPED_UP, n_max=6)
+    assert got["d_st_acc_by_size"] == {"5": 1.0, "6": 1.0} and got["capability_ok"] is True
+    assert got["d_st_acc_by_distance"] == {"3": 0.5, "5": 1.0}
+
+
+def test_aggregate_keeps_the_query_count_as_it_is():
+    seeds = [{"5": {"acc": acc, "queries": 8}} for acc in (0.2, 0.4)]
+    assert aggregate(seeds)["5"]["queries"] == 8 and "queries_ci95" not in aggregate(seeds)["5"]
+
+
+@pytest.mark.parametrize(("oracle_acc", "ok"), [(0.85, False), (0.9, True)])
+def test_ceiling_ok_by_distance_flips_with_a_weak_oracle_at_one_distance(oracle_acc, ok):
+    """By distance, each row of a variant with an oracle says whether that oracle reaches 0.9 at that distance:
+    d = 3 strong, d = 7 `oracle_acc`; the probe (no oracle) and the trivial baseline get no mark."""
+
+    def table(*accs):
+        return {"by_distance": {d: {"acc": acc} for d, acc in zip(("3", "7"), accs, strict=True)}}
+
+    variants = {"trivial": table(0.1, 0.1), "oracle": table(0.99, oracle_acc), "frozen": table(0.8, 0.0)}
+    variants |= {"probe": table(0.5, 0.5)}
+    add_distance_ceilings(variants, {"oracle": "oracle", "frozen": "oracle"})
+    for name in ("oracle", "frozen"):
+        assert variants[name]["by_distance"]["3"]["ceiling_ok"] is True
+        assert variants[name]["by_distance"]["7"]["ceiling_ok"] is ok
+    for name in ("trivial", "probe"):
+        assert all("ceiling_ok" not in row for row in variants[name]["by_distance"].values()), name
 
 
 def held_out_acc(outcomes, split: str, n_report: int, n_max: int) -> float | None:

@@ -31,6 +31,7 @@ def files(directory) -> dict:
         {"data": {"n_report": 5, "eval_beyond": 0, "eval_per_size": 3, "eval_seed": 9}},
         {"pretrain": {"log_every": 1, "checkpoint_every": 3}},
         {"pretrain": {"draw_ahead": 4}},  # the same batches, drawn four at a time
+        {"data": {"finetune_pool": 1, "eval_per_distance": 7}},  # fine-tuning's batches, the evaluation set
     ],
 )
 def test_what_happens_after_pretraining_keeps_the_key(changes):
