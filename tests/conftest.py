@@ -10,6 +10,18 @@ from pathlib import Path
 # the process that starts them; this names the worker, and is unset in that process or without xdist.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
+# The suite compiles hundreds of small programs and runs each a few steps, so compiling is most of its time: at
+# LLVM -O0 the CPU backend compiles ~2.5x faster (the tiny preset's batch sampler: 83 s -> 30 s, its 20 draws
+# 0.1 s -> 0.2 s). The same XLA programs, run under the same flags by every test and every process it starts;
+# the numbers the tests compare are all made under them. `xla_flags` adds a test's own flags to these.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
+
+def xla_flags(*flags: str) -> str:
+    return " ".join([TEST_XLA_FLAGS, *flags])
+
+
 # Subprocess CLIs started by the tests share one compilation cache, so each program compiles once per run.
 os.environ.setdefault("PATHPROBE_CACHE", os.path.join(tempfile.gettempdir(), "pathprobe-test-cache"))
 # ... and one store of pretrained models, new for each test session and shared by its workers (never the
@@ -100,6 +112,12 @@ HAND_GRAPH = {
 }
 HAND_FROM_S = [0, 1, 2, 3, 2, 0]
 HAND_FROM_T = [3, 2, 1, 0, 3, 0]
+
+
+def without_oracle(table: dict) -> dict:
+    """A variant's table by size or distance without what only a run with its oracle has: the PGR by size and
+    whether the oracle is a ceiling at each distance."""
+    return {key: {k: v for k, v in row.items() if k not in ("pgr", "ceiling_ok")} for key, row in table.items()}
 
 
 def log_records(run_dir) -> list[tuple]:

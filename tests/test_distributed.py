@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TINY
+from conftest import TINY, xla_flags
 
 VARIANTS = ["--experiment.variants", "frozen", "--experiment.seeds", "1"]  # pretraining and one fine-tuning
 
@@ -32,7 +32,7 @@ def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devi
     # one-process run with as many devices hung at its first host sync (train.py --distributed keeps the
     # cache off).
     one_env = {**os.environ, "PATHPROBE_PRETRAINED": str(tmp_path / "reference-store")}
-    one_env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"  # one process, two devices
+    one_env["XLA_FLAGS"] = xla_flags("--xla_force_host_platform_device_count=2")  # one process, two devices
     one = subprocess.run(
         [sys.executable, "train.py", *TINY, *VARIANTS, "--run-dir", str(reference), "--results-dir",
          str(reference_results)], env=one_env, capture_output=True, text=True, timeout=600,
@@ -41,7 +41,7 @@ def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devi
 
     run, results = tmp_path / "run", tmp_path / "results"
     env = {**os.environ, "PATHPROBE_PRETRAINED": str(tmp_path / "store")}
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    env["XLA_FLAGS"] = xla_flags()  # one CPU device per process
     job = [*TINY, *VARIANTS, "--run-dir", str(run), "--results-dir", str(results), "--distributed"]
     job += ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2"]
     processes = [

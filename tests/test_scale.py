@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, xla_flags
 from flax import nnx
 from parallel_steps import CFG, TX, loss_fn, path_graphs
 
@@ -21,7 +21,7 @@ from models.objectives import PRETRAINED
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # This checkout's modules first (the installed package may point at another one).
-EIGHT_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "PYTHONPATH": ROOT}
+EIGHT_DEVICES = {**os.environ, "XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8"), "PYTHONPATH": ROOT}
 
 
 @pytest.mark.parametrize("encoder", ["graph", "edges"])

@@ -1,5 +1,6 @@
-"""A consistency sweep on the tiny preset, killed mid-way and run again: it skips the cells already finished
-and ends with the numbers that uninterrupted training gives. The columns sweep's summary."""
+"""A sweep killed mid-way and run again: it skips the cells already finished and ends with the numbers that
+uninterrupted training gives, the columns sweep's summary among them (the tiny columns sweep: two cells beside the
+oracle, which the shared tiny run has trained). The consistency sweep's strength figure, from a summary."""
 
 import dataclasses
 import json
@@ -10,21 +11,25 @@ import sys
 import time
 
 import pytest
-from conftest import TINY, run_script
+from conftest import TINY, run_script, without_oracle
 
 from configs import PRESETS
-from configs.sweeps import columns_sweep, consistency_sweep, overseer_sweep
+from configs.sweeps import columns_sweep, overseer_sweep
+from experiment.plots import plot_strength
+from experiment.rundir import phase_name
+from models.objectives import ladder
 
 
 @pytest.mark.slow
-def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):
+def test_killed_sweep_resumes_skips_finished_cells_and_writes_the_columns_summary(finished_run, tmp_path):
     run, results = tmp_path / "run", tmp_path / "results"
-    shutil.copytree(finished_run / "run", run)  # pretrained, with the frozen and oracle cells finished
+    shutil.copytree(finished_run / "run", run)  # pretrained, with the oracle's cells finished
     finished = {path: path.stat().st_mtime_ns for path in (run / "checkpoints").rglob("*") if path.is_file()}
-    args = [*TINY, "--sweep", "consistency", "--run-dir", str(run), "--results-dir", str(results)]
+    args = [*TINY, "--sweep", "columns", "--run-dir", str(run), "--results-dir", str(results)]
+    cells = columns_sweep(PRESETS["tiny"].data)
 
     sweep = subprocess.Popen([sys.executable, "train.py", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_new_cell = run / "checkpoints" / "frozen@endpoints-seed100"
+    first_new_cell = run / "checkpoints" / phase_name(cells[0], PRESETS["tiny"].finetune.seed)
     deadline = time.monotonic() + 600
     while not any(first_new_cell.glob("*")) and sweep.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -36,36 +41,11 @@ def test_killed_sweep_resumes_and_skips_finished_cells(finished_run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())  # loaded, not retrained
     summary = json.loads((results / "summary.json").read_text())
-    assert list(summary["variants"]) == ["trivial", "self", *consistency_sweep(PRESETS["tiny"].data)]
+    assert list(summary["variants"]) == ["trivial", "self", *cells]
     original = json.loads((finished_run / "results" / "summary.json").read_text())
-    for name in ("frozen", "oracle"):
-        assert summary["variants"][name] == original["variants"][name]
-    assert "pgr_vs_strength.png" in {p.name for p in results.iterdir()}
+    assert summary["variants"]["oracle"] == original["variants"]["oracle"]
 
-    # The cell the kill interrupted ends exactly as training it alone, uninterrupted, does.
-    alone = tmp_path / "alone"
-    shutil.copytree(finished_run / "run", alone)
-    cell = "frozen@endpoints"
-    result = run_script(
-        "train.py", *TINY, "--resume", "--experiment.variants", cell, "--run-dir", str(alone),
-        "--results-dir", str(tmp_path / "alone-results"),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    reference = json.loads((tmp_path / "alone-results" / "summary.json").read_text())
-    without_pgr = {
-        size: {k: v for k, v in row.items() if k != "pgr"} for size, row in summary["variants"][cell]["by_size"].items()
-    }
-    assert without_pgr == reference["variants"][cell]["by_size"]  # (alone, without the oracle, there is no PGR)
-    assert summary["variants"][cell]["by_distance"] == reference["variants"][cell]["by_distance"]
-
-
-def test_columns_sweep_writes_one_entry_per_held_out_family_and_k(finished_run, tmp_path):
-    run, results = tmp_path / "run", tmp_path / "results"
-    shutil.copytree(finished_run / "run", run)
-    result = run_script("train.py", *TINY, "--sweep", "columns", "--run-dir", str(run), "--results-dir", str(results))
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((results / "summary.json").read_text())
-    assert list(summary["variants"]) == ["trivial", "self", *columns_sweep(PRESETS["tiny"].data)]
+    # The columns summary: one entry per held-out family and k, read off its variant's table.
     entries = summary["columns"]
     assert [(e["held_out"], e["k"], e["labelled"]) for e in entries] == [
         ("small_world", 1, ["tree_plus"]),
@@ -82,6 +62,32 @@ def test_columns_sweep_writes_one_entry_per_held_out_family_and_k(finished_run, 
         assert table.get("pgr_beyond_n", {"oracle": "oracle"})["oracle"] == "oracle"
     assert any("pgr_beyond_n" in summary["variants"][e["variant"]] for e in entries)  # (none where no gap to divide)
     assert "columns.png" in {p.name for p in results.iterdir()}
+
+    # The cell the kill interrupted ends exactly as training it alone, uninterrupted, does.
+    alone = tmp_path / "alone"
+    shutil.copytree(finished_run / "run", alone)
+    result = run_script(
+        "train.py", *TINY, "--resume", "--experiment.variants", cells[0], "--run-dir", str(alone),
+        "--results-dir", str(tmp_path / "alone-results"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    reference = json.loads((tmp_path / "alone-results" / "summary.json").read_text())
+    cell, alone_cell = summary["variants"][cells[0]], reference["variants"][cells[0]]
+    for key in ("by_size", "by_distance"):  # (alone, without the oracle, there is no PGR and no ceiling)
+        assert without_oracle(cell[key]) == alone_cell[key]
+
+
+@pytest.mark.parametrize("ceiling_ok", [True, False])
+def test_the_strength_figure_is_drawn_where_a_summary_holds_the_ladder(ceiling_ok, tmp_path):
+    """pgr_vs_strength.png for a summary with the consistency ladder (against a weak ceiling, a note instead of
+    points); none for a summary without it."""
+    pgr = {"mean": 0.5, "ci95": [0.4, 0.6], "ceiling_ok": ceiling_ok}
+    variants = {name: {"seeds": 3, "pgr_beyond_n": pgr} for name in ladder("frozen")}
+    summary = {"variants": variants, "ceilings": {}, "n_report": 4, "config": {"data": {"n_max": 6}}}
+    plot_strength(summary, tmp_path)
+    assert (tmp_path / "pgr_vs_strength.png").stat().st_size > (5_000 if ceiling_ok else 1_000)
+    plot_strength({"variants": {"frozen": {"pgr_beyond_n": pgr}}}, tmp_path / "none")
+    assert not (tmp_path / "none").exists()
 
 
 def test_the_overseer_sweep_starts_a_reporter_from_the_overseer_only_where_pretraining_learned_it():
