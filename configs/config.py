@@ -259,8 +259,15 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Config":
-        """The inverse of to_dict (raises KeyError or TypeError on a missing section or unknown field)."""
+        """The inverse of to_dict (raises KeyError or TypeError on a missing section or unknown field); a field the
+        dict lacks is what a run did before the field existed (`BEFORE_FIELD`, else the field's default)."""
+        raw = {s: {**BEFORE_FIELD.get(s, {}), **fields} for s, fields in raw.items()}
         return cls(**{section.name: section.type(**raw[section.name]) for section in sections()})
+
+
+# Fields whose default is not what runs made before them did, and the value such a run's config stands for: the
+# fine-tuning pool and the long-distance top-up of the evaluation set (issue #32) came later and default on.
+BEFORE_FIELD = {"data": {"finetune_pool": 1, "eval_per_distance": 0}}
 
 
 def _largest_n(count: int, budget: int, vocab: int) -> str:
@@ -285,8 +292,11 @@ def comparable(config: dict) -> dict:
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted names (section.field) of the config fields whose values differ between two config dicts, but
     for experiment.variants (see `comparable`). A field one of them lacks (written before the field existed)
-    counts as its default, which is what that run did."""
+    counts as what that run did: its default, or its `BEFORE_FIELD` value."""
     defaults = Config().to_dict()
-    old, new = (comparable({s: {**defaults.get(s, {}), **fields} for s, fields in c.items()}) for c in (old, new))
+    old, new = (
+        comparable({s: {**defaults.get(s, {}), **BEFORE_FIELD.get(s, {}), **fields} for s, fields in c.items()})
+        for c in (old, new)
+    )
     names = {(s, k) for cfg in (old, new) for s, fields in cfg.items() for k in fields}
     return sorted(f"{s}.{k}" for s, k in names if old.get(s, {}).get(k) != new.get(s, {}).get(k))

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import PRESETS, DataConfig, config_changes
+from configs import PRESETS, Config, DataConfig, config_changes
 from configs.sweeps import columns_sweep
 from experiment.phases import finetune_sampler
 from graphgen.sample import family_names
@@ -134,3 +134,15 @@ def test_a_config_written_before_a_field_existed_counts_it_as_its_default():
     del old["data"]["split"]
     assert config_changes(old, PRESETS["quick"].to_dict()) == []
     assert config_changes(old, PRESETS["quick"].replace(data={"split": "offpath"}).to_dict()) == ["data.split"]
+
+
+def test_a_config_written_before_the_pools_and_the_top_up_stands_for_neither():
+    """data.finetune_pool and data.eval_per_distance default on, but a run recorded before them had neither: its
+    config reads back as pool 1 and no top-up, and differs from the preset's there."""
+    old = PRESETS["quick"].to_dict()
+    del old["data"]["finetune_pool"], old["data"]["eval_per_distance"]
+    data = Config.from_dict(old).data
+    assert (data.finetune_pool, data.eval_per_distance) == (1, 0)
+    assert (PRESETS["quick"].data.finetune_pool, PRESETS["quick"].data.eval_per_distance) == (8, 100)
+    assert config_changes(old, PRESETS["quick"].to_dict()) == ["data.eval_per_distance", "data.finetune_pool"]
+    assert config_changes(PRESETS["quick"].to_dict(), PRESETS["quick"].to_dict()) == []
