@@ -52,11 +52,14 @@ def positive_ints(text: str) -> list[int]:
 
 def enable_compilation_cache() -> None:
     """Keeps compiled XLA programs on disk between runs (the generator's take seconds each to compile).
-    Location: $PATHPROBE_CACHE, default ~/.cache/pathprobe/jax."""
+    Location: $PATHPROBE_CACHE, default ~/.cache/pathprobe/jax; programs that compile in under
+    $PATHPROBE_CACHE_MIN_SECS (default 0.5) are not kept."""
     import os
 
     import jax
 
     default = os.path.join(os.path.expanduser("~"), ".cache", "pathprobe", "jax")
     jax.config.update("jax_compilation_cache_dir", os.environ.get("PATHPROBE_CACHE", default))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs", float(os.environ.get("PATHPROBE_CACHE_MIN_SECS", 0.5))
+    )

@@ -24,6 +24,9 @@ def xla_flags(*flags: str) -> str:
 
 # Subprocess CLIs started by the tests share one compilation cache, so each program compiles once per run.
 os.environ.setdefault("PATHPROBE_CACHE", os.path.join(tempfile.gettempdir(), "pathprobe-test-cache"))
+# Every program, however fast it compiles: at -O0 most compile in under the default 0.5 s, and each test module
+# and subprocess would compile them again.
+os.environ.setdefault("PATHPROBE_CACHE_MIN_SECS", "0")
 # ... and one store of pretrained models, new for each test session and shared by its workers (never the
 # user's; the store locks a key while one process pretrains it): a test that must pretrain passes a store of
 # its own. The process that makes it removes it when it exits, after its workers.
