@@ -133,10 +133,9 @@ def query_outcomes(
     }
 
 
-def breakdown(outcomes: dict, key: np.ndarray, mask: np.ndarray) -> dict[str, dict[str, float]]:
-    """Mean of every metric over the queries of `mask` (B, V), per value of `key` (B, V) or (B, 1) (e.g. graph
+def breakdown(outcomes: dict, key: np.ndarray, valid: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean of every metric over the queries of `valid` (B, V), per value of `key` (B, V) or (B, 1) (e.g. graph
     size, distance), and `queries`: how many queries each row holds."""
-    valid = mask
     # Group ids, then one weighted count per metric: a pass per metric, not one per metric and value (the
     # family/size key alone has hundreds of values). A per-question key (B, 1) is grouped once per question.
     if key.shape == valid.shape:
