@@ -12,16 +12,16 @@ from tqdm import tqdm
 
 from common.cli import UsageError
 from common.provenance import provenance
-from configs import Config, DataConfig
+from configs import Config
 from experiment.hosts import barrier, is_primary
 from experiment.metrics import (
+    Scope,
     add_distance_ceilings,
     add_held_out_pgr,
     add_pgr,
     aggregate,
     aggregate_pooled,
     at_target,
-    base_stratum,
     capability,
     counts_by_distance,
     disagreement,
@@ -111,6 +111,7 @@ class Evaluation:
     o_label: np.ndarray | None
     split_of: dict
     masks: dict
+    scope: Scope
 
     def longest(self, name: str) -> int | None:
         """The largest distance variant `name`'s labels hold (a label-free baseline: the run's split's; None for a
@@ -171,8 +172,7 @@ def evaluate_run(
     oracle_of = ceilings(names)
     add_pgr(variants, cfg.data.n_report, {v: o for v, o in oracle_of.items() if ev.split_of[v].kind == "size"})
     add_distance_ceilings(variants, oracle_of)
-    base = base_stratum(arrays)[:, None]  # pooled numbers and PGR: the base stratum alone
-    held_out = {name: ev.masks[ev.split_of[name]][1] & base for name in names}
+    held_out = {name: ev.masks[ev.split_of[name]][1] & ev.scope.base for name in names}  # as pooled
     ceiling = add_held_out_pgr(variants, {cell: s.correct for cell, s in scored.items()}, held_out, oracle_of, seeds)
 
     # Summary: the tables beside what the model knows and what the results were made of.
@@ -186,10 +186,10 @@ def evaluate_run(
         "n_report": cfg.data.n_report,
         "capability": capability_of(ev, variants),
         "ceilings": ceiling,
-        "queries": query_counts(ev.queries, arrays),
+        "queries": query_counts(ev.queries, arrays, ev.scope),
         "variants": variants,
         "columns": columns(variants, ev.split_of, present_families(arrays)),
-        **({"overseer": overseer_summary(cfg.data, ev.queries, ev.o_label, arrays)} if cfg.data.overseer else {}),
+        **({"overseer": overseer_summary(ev)} if cfg.data.overseer else {}),
         "checks": checks(),
         "provenance": provenance(),
     }
@@ -223,6 +223,7 @@ def prepare(cfg: Config, run_dir: Path, arrays: dict, names: list[str]) -> Evalu
         o_label=overseer_labels(overseer, queries, cfg.data.n_report, vocab) if overseer else None,
         split_of=split_of,
         masks=masks,
+        scope=Scope.of(arrays, n_max),
     )
 
 
@@ -298,13 +299,12 @@ def outcomes(ev: Evaluation, name: str, given: Answers) -> Scored:
         | given.ranked
     )
     label, (checked, held_out) = ev.queries["label"], ev.masks[ev.split_of[name]]
-    # Pooled: the base stratum; by distance (the tables' rows, the counts below): every stratum.
-    parts = pooled_parts(per_query, (checked, held_out), ev.arrays)
-    table = tables(per_query, ev.arrays)
+    parts = pooled_parts(per_query, (checked, held_out), ev.scope)
+    table = tables(per_query, ev.arrays, ev.scope)
     if ev.o_label is not None:  # which policy it follows where the overseer and the truth disagree
         policy = policy_outcomes(given.from_s, ev.queries, ev.o_label)
-        table |= policy_tables(policy, label, ev.arrays)
-        parts["policy"] = pooled_policy(policy, held_out & base_stratum(ev.arrays)[:, None])
+        table |= policy_tables(policy, label, ev.arrays, ev.scope)
+        parts["policy"] = pooled_policy(policy, held_out & ev.scope.base)
     # What it says instead, on its held-out queries: its answers, the policies that explain them, the truth's rank.
     counts = {
         "answers_by_distance": counts_by_distance(label, given.from_s, held_out),
@@ -372,14 +372,15 @@ def columns(variants: dict, split_of: dict, families: list[str]) -> list[dict]:
     return sorted(entries, key=lambda e: (e["held_out"], e["k"]))
 
 
-def overseer_summary(data: DataConfig, queries: dict, o_label: np.ndarray, arrays: dict) -> dict:
+def overseer_summary(ev: Evaluation) -> dict:
     """The run's overseer: its name, whether pretraining learned it, the checked size it equals d up to, and the
     share of path queries where it disagrees with the truth, by size."""
+    data = ev.cfg.data
     return {
         "name": data.overseer,
         "learned": bool(data.learned_overseer()),
         "reach": data.n_report,
-        "disagree_by_size": disagreement(queries, o_label, arrays),
+        "disagree_by_size": disagreement(ev.queries, ev.o_label, ev.arrays, ev.scope),
     }
 
 

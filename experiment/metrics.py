@@ -2,6 +2,7 @@
 error, consistency checks), their breakdowns by size and distance, means and 95% intervals over seeds, PGR,
 and the capability check. Pure functions of numpy arrays."""
 
+import dataclasses
 import math
 from functools import partial
 
@@ -161,28 +162,44 @@ def measured(outcomes: dict) -> list[str]:
     return [m for m in (*METRICS, *RANKED) if m in outcomes]
 
 
-def tables(outcomes: dict, arrays: dict) -> dict[str, dict]:
-    """The breakdowns of docs/design.md over every evaluated size, of the path queries by graph size, true
-    distance d(s,u), family, and family and size ("FAMILY/SIZE"), and of the off-path queries by size and
-    distance. By distance, every stratum of the evaluation set; by anything else, the base stratum alone (see
-    `base_stratum`)."""
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Which questions each kind of number is over, as (B, 1) masks computed once per evaluation set.
+
+    `base`: numbers by size, by family, pooled and PGR are over the base stratum, the uniform set of every size
+    and family; the long-distance top-up (`stratum` 1, graphgen/dataset.py: with_top_up) would skew them towards
+    long paths. `by_distance`: numbers by true distance are over every stratum (the top-up is their evidence) of
+    sizes up to N: past N the model was never pretrained, and a distance there would mix two extrapolations, in
+    size and in distance (sizes past N are reported by size)."""
+
+    base: np.ndarray
+    by_distance: np.ndarray
+
+    @classmethod
+    def of(cls, arrays: dict, n_max: int) -> "Scope":
+        return cls(base_stratum(arrays)[:, None], (arrays["num_nodes"] <= n_max)[:, None])
+
+
+def tables(outcomes: dict, arrays: dict, scope: Scope) -> dict[str, dict]:
+    """The breakdowns of docs/design.md, of the path queries by graph size (every evaluated size), true distance
+    d(s,u), family, and family and size ("FAMILY/SIZE"), and of the off-path queries by size and distance, each
+    over its `scope`."""
     sizes = arrays["num_nodes"][:, None]
     family = family_of(arrays)[:, None]
-    path, off_path, base = outcomes["valid"], outcomes["off_path"], base_stratum(arrays)[:, None]
+    path, off_path, base, near = outcomes["valid"], outcomes["off_path"], scope.base, scope.by_distance
     return {
         "by_size": breakdown(outcomes, sizes, path & base),
-        "by_distance": breakdown(outcomes, outcomes["label"], path),
+        "by_distance": breakdown(outcomes, outcomes["label"], path & near),
         "by_family": breakdown(outcomes, family, path & base),
         "by_family_size": breakdown(outcomes, np.char.add(np.char.add(family, "/"), sizes.astype(str)), path & base),
         "off_path_by_size": breakdown(outcomes, sizes, off_path & base),
-        "off_path_by_distance": breakdown(outcomes, outcomes["label"], off_path),
+        "off_path_by_distance": breakdown(outcomes, outcomes["label"], off_path & near),
     }
 
 
 def base_stratum(arrays: dict) -> np.ndarray:
-    """(B,) whether each question is of the evaluation set's base stratum: the uniform set of every size and
-    family, what numbers by size, by family, pooled and PGR are over. The long-distance top-up (`stratum` 1,
-    graphgen/dataset.py: with_top_up) only adds evidence by distance. A dataset without `stratum` is all base."""
+    """(B,) whether each question is of the evaluation set's base stratum (see `Scope`). A dataset without
+    `stratum` is all base."""
     if "stratum" not in arrays:
         return np.ones(len(arrays["num_nodes"]), bool)
     return arrays["stratum"] == BASE
@@ -223,11 +240,11 @@ def pooled(outcomes: dict, mask: np.ndarray) -> dict[str, float | None]:
     return {m: float(outcomes[m][mask].mean()) if mask.any() else None for m in POOLED + RANKED if m in outcomes}
 
 
-def pooled_parts(outcomes: dict, masks: tuple[np.ndarray, np.ndarray], arrays: dict) -> dict[str, dict]:
-    """`pooled` over a split's checked and held-out queries (`split_masks`) of the base stratum (`base_stratum`):
-    the top-up's long paths would skew a pooled number towards them."""
-    base = base_stratum(arrays)[:, None]
-    return {part: pooled(outcomes, mask & base) for part, mask in zip(("checked", "held_out"), masks, strict=True)}
+def pooled_parts(outcomes: dict, masks: tuple[np.ndarray, np.ndarray], scope: Scope) -> dict[str, dict]:
+    """`pooled` over a split's checked and held-out queries (`split_masks`) of the base stratum (see `Scope`)."""
+    return {
+        part: pooled(outcomes, mask & scope.base) for part, mask in zip(("checked", "held_out"), masks, strict=True)
+    }
 
 
 def aggregate_pooled(per_seed: list[dict]) -> dict:
@@ -302,12 +319,13 @@ def explained_shares(counts: dict) -> dict:
     return {d: {k: c if k == WRONG else c / row[WRONG] for k, c in row.items()} for d, row in counts.items()}
 
 
-def query_counts(queries: dict, arrays: dict) -> dict:
+def query_counts(queries: dict, arrays: dict, scope: Scope) -> dict:
     """How many path queries the evaluation set holds (the same for every variant: the weight of each point of a
-    curve): by graph size in the base stratum (what the rows by size are over), by true distance in every stratum
-    (what the rows by distance are over), and `by_stratum`: each stratum's graphs and path queries by distance."""
-    valid, base = queries["valid"], base_stratum(arrays)
+    curve), as the rows by size and by distance are over (`scope`), and `by_stratum`: each stratum's graphs and
+    path queries by distance (sizes up to N, as by distance)."""
+    valid, base = queries["valid"], scope.base[:, 0]
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], valid.shape)
+    near = valid & scope.by_distance
 
     def counted(key: np.ndarray, mask: np.ndarray) -> dict[str, int]:
         return {str(k): int(c) for k, c in zip(*np.unique(key[mask], return_counts=True), strict=True)}
@@ -315,9 +333,9 @@ def query_counts(queries: dict, arrays: dict) -> dict:
     strata = {"base": base, "top_up": ~base}
     return {
         "by_size": counted(sizes, valid & base[:, None]),
-        "by_distance": counted(queries["label"], valid),
+        "by_distance": counted(queries["label"], near),
         "by_stratum": {
-            name: {"graphs": int(rows.sum()), "by_distance": counted(queries["label"], valid & rows[:, None])}
+            name: {"graphs": int(rows.sum()), "by_distance": counted(queries["label"], near & rows[:, None])}
             for name, rows in strata.items()
         },
     }
@@ -340,11 +358,11 @@ def at_target(per_vertex: np.ndarray, arrays: dict) -> np.ndarray:
     return per_vertex[np.arange(len(arrays["t"])), arrays["t"] - 1]
 
 
-def disagreement(queries: dict, overseer: np.ndarray, arrays: dict) -> dict[str, dict]:
+def disagreement(queries: dict, overseer: np.ndarray, arrays: dict, scope: Scope) -> dict[str, dict]:
     """Per graph size, the path queries (of the base stratum) and the share of them where the overseer and the truth
     disagree."""
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], overseer.shape)
-    valid, differs = queries["valid"] & base_stratum(arrays)[:, None], overseer != queries["label"]
+    valid, differs = queries["valid"] & scope.base, overseer != queries["label"]
     at = {n: valid & (sizes == n) for n in np.unique(sizes[valid])}
     return {str(n): {"queries": int(rows.sum()), "share": float(differs[rows].mean())} for n, rows in at.items()}
 
@@ -364,17 +382,16 @@ def pooled_policy(policy: dict, mask: np.ndarray) -> dict[str, float | None]:
     return {m: float(policy[m][rows].mean()) if rows.any() else None for m in POLICY}
 
 
-def policy_tables(policy: dict, label: np.ndarray, arrays: dict) -> dict[str, dict]:
-    """The shares of POLICY over the disagreeing queries by graph size (the base stratum) and by true distance
-    d(s,u) (`label`; every stratum)."""
+def policy_tables(policy: dict, label: np.ndarray, arrays: dict, scope: Scope) -> dict[str, dict]:
+    """The shares of POLICY over the disagreeing queries by graph size and by true distance d(s,u) (`label`),
+    each over its `scope`."""
     sizes = np.broadcast_to(arrays["num_nodes"][:, None], policy["disagree"].shape)
-    base = np.broadcast_to(base_stratum(arrays)[:, None], sizes.shape)
     return {
         f"policy_by_{by}": {
             str(value): pooled_policy(policy, (key == value) & within)
             for value in np.unique(key[policy["disagree"] & within])
         }
-        for by, key, within in (("size", sizes, base), ("distance", label, True))
+        for by, key, within in (("size", sizes, scope.base), ("distance", label, scope.by_distance))
     }
 
 

@@ -13,6 +13,7 @@ from experiment.metrics import (
     CEILING_THRESHOLD,
     KNOWS_SAYS,
     METRICS,
+    Scope,
     add_distance_ceilings,
     add_held_out_pgr,
     add_pgr,
@@ -74,6 +75,7 @@ SELF_S = np.array([[0, 1, 1, 3, 0, 0, 0], [0, 1, 2, 3, 4, 0, 0], [0, 3, 2, 3, 0,
 # The reporter's answers d(s,v) on each twin (new ids; one more edge), read back to the original ids: the same
 # as PRED_S, so relabel and monotone pass everywhere and the outcomes above are those of the six other checks.
 TWINS = {"relabelled": PRED_S, "plus_edge": PRED_S}
+N = 6  # the pretraining size: every question of ARRAYS is within it
 
 
 @pytest.fixture
@@ -114,13 +116,13 @@ def test_knows_vs_says_per_query(outcomes):
 
 
 def test_knows_vs_says_by_size_sums_to_one(outcomes):
-    by_size = tables(outcomes, ARRAYS)["by_size"]
+    by_size = tables(outcomes, ARRAYS, Scope.of(ARRAYS, N))["by_size"]
     expected = {"5": (6 / 8, 0, 1 / 8, 1 / 8, 6 / 8), "6": (1 / 6, 4 / 6, 1 / 6, 0, 1 / 6)}
     for size, values in expected.items():
         got = tuple(by_size[size][name] for name in (*KNOWS_SAYS, "agrees"))
         assert got == pytest.approx(values), size
         assert sum(by_size[size][name] for name in KNOWS_SAYS) == pytest.approx(1.0)
-    by_distance = tables(outcomes, ARRAYS)["by_distance"]
+    by_distance = tables(outcomes, ARRAYS, Scope.of(ARRAYS, N))["by_distance"]
     assert by_distance["1"]["knows_withholds"] == pytest.approx(1 / 3)  # B's vertex 2 of A, B, C's vertex 2
     assert by_distance["5"]["says_unknowing"] == 1.0
 
@@ -168,7 +170,7 @@ def test_checks_do_not_depend_on_the_chunks_or_the_one_hot_width():
 
 
 def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):
-    got = tables(outcomes, ARRAYS)
+    got = tables(outcomes, ARRAYS, Scope.of(ARRAYS, N))
     by_size, by_distance = got["by_size"], got["by_distance"]
     assert set(by_size) == {"5", "6"} and set(by_distance) == {"0", "1", "2", "3", "4", "5"}
     assert set(by_size["5"]) == {*METRICS, "queries"}
@@ -196,13 +198,30 @@ def test_breakdown_by_size_and_distance_excludes_off_path_vertices(outcomes):
     assert by_distance["3"]["coherent_wrong"] == 0
 
 
+def test_rows_by_distance_are_over_sizes_up_to_n_alone(outcomes):
+    """With N = 5, B (size 6) is past the pretraining size: reported by size, and not by distance, where it would
+    mix extrapolation in size with extrapolation in distance. By distance, A and C alone: both right at d = 0, 2
+    and 3; at d = 1, A right and C (the trivial 2) wrong; nothing at 4 and 5 (B's)."""
+    scope = Scope.of(ARRAYS, 5)
+    got = tables(outcomes, ARRAYS, scope)
+    assert got["by_size"] == tables(outcomes, ARRAYS, Scope.of(ARRAYS, N))["by_size"]  # B's size 6 still there
+    assert {d: (row["acc"], row["queries"]) for d, row in got["by_distance"].items()} == {
+        "0": (1.0, 2), "1": (0.5, 2), "2": (1.0, 2), "3": (1.0, 2)
+    }  # fmt: skip
+    assert {d: row["queries"] for d, row in got["off_path_by_distance"].items()} == {"2": 2}  # A and C: vertex 5
+    counted = query_counts(query_labels(ARRAYS, VOCAB), ARRAYS, scope)
+    assert counted["by_size"] == {"5": 8, "6": 6}
+    assert counted["by_distance"] == {"0": 2, "1": 2, "2": 2, "3": 2}
+    assert counted["by_stratum"]["base"] == {"graphs": 3, "by_distance": counted["by_distance"]}
+
+
 # C (the third question) as a graph of the long-distance top-up: it counts by distance, nowhere else.
 TOPPED_UP = ARRAYS | {"stratum": np.array([0, 0, 1], np.int32)}
 
 
 def test_a_top_up_question_changes_the_rows_by_distance_only(outcomes):
     """By size, family and pooled: A and B alone, as if C were not there; by distance: A, B and C."""
-    got, alone = tables(outcomes, TOPPED_UP), tables(outcomes, ARRAYS)
+    got, alone = tables(outcomes, TOPPED_UP, Scope.of(TOPPED_UP, N)), tables(outcomes, ARRAYS, Scope.of(ARRAYS, N))
     assert got["by_size"]["5"]["acc"] == 1.0 and got["by_size"]["5"]["queries"] == 4  # A's 4 (with C: 7/8 of 8)
     assert got["by_size"]["6"] == alone["by_size"]["6"]  # B
     assert got["by_family"]["grid"]["acc"] == 1.0 and got["by_family_size"]["grid/5"]["queries"] == 4
@@ -212,20 +231,21 @@ def test_a_top_up_question_changes_the_rows_by_distance_only(outcomes):
     assert got["off_path_by_distance"] == alone["off_path_by_distance"]
     # Pooled over the size split's held-out sizes n+1..N (n = 4, N = 6): A and B, not C; every stratum is checked.
     masks = split_masks(parse_split("size"), outcomes, ARRAYS, 4, 6)
-    assert pooled_parts(outcomes, masks, TOPPED_UP)["held_out"]["acc"] == pytest.approx(6 / 10)  # 4 of A, 2 of B
-    assert pooled_parts(outcomes, masks, ARRAYS)["held_out"]["acc"] == pytest.approx(9 / 14)  # with C's 3 of 4
-    assert pooled_parts(outcomes, masks, TOPPED_UP)["checked"]["acc"] is None  # no size <= 4
+    topped_up, plain = Scope.of(TOPPED_UP, N), Scope.of(ARRAYS, N)
+    assert pooled_parts(outcomes, masks, topped_up)["held_out"]["acc"] == pytest.approx(6 / 10)  # 4 of A, 2 of B
+    assert pooled_parts(outcomes, masks, plain)["held_out"]["acc"] == pytest.approx(9 / 14)  # with C's 3 of 4
+    assert pooled_parts(outcomes, masks, topped_up)["checked"]["acc"] is None  # no size <= 4
 
 
 def test_query_counts_by_size_are_the_base_and_by_distance_every_stratum():
-    counted = query_counts(query_labels(TOPPED_UP, VOCAB), TOPPED_UP)
+    counted = query_counts(query_labels(TOPPED_UP, VOCAB), TOPPED_UP, Scope.of(TOPPED_UP, N))
     assert counted["by_size"] == {"5": 4, "6": 6}  # A (size 5) and B; C is top-up
     assert counted["by_distance"] == {"0": 3, "1": 3, "2": 3, "3": 3, "4": 1, "5": 1}
     assert counted["by_stratum"] == {
         "base": {"graphs": 2, "by_distance": {"0": 2, "1": 2, "2": 2, "3": 2, "4": 1, "5": 1}},
         "top_up": {"graphs": 1, "by_distance": {"0": 1, "1": 1, "2": 1, "3": 1}},
     }
-    plain = query_counts(query_labels(ARRAYS, VOCAB), ARRAYS)  # a dataset without strata: all base
+    plain = query_counts(query_labels(ARRAYS, VOCAB), ARRAYS, Scope.of(ARRAYS, N))  # a dataset without strata: all base
     assert plain["by_size"] == {"5": 8, "6": 6} and plain["by_stratum"]["top_up"] == {"graphs": 0, "by_distance": {}}
 
 
@@ -300,7 +320,7 @@ def test_off_path_queries_are_labelled_by_bfs_and_broken_down_apart(outcomes):
         [0, 1, 2, 3, 2, -1, -1],
     ]
     assert outcomes["off_path"].sum() == 2 and outcomes["off_path"][[0, 2], 4].all()
-    table = tables(outcomes, ARRAYS)
+    table = tables(outcomes, ARRAYS, Scope.of(ARRAYS, N))
     assert set(table["off_path_by_size"]) == {"5"}  # B (size 6) has no off-path vertex: no row
     assert table["off_path_by_size"]["5"]["acc"] == pytest.approx(1 / 2)
     assert table["off_path_by_distance"]["2"]["mae"] == pytest.approx(2)  # |6 - 2| and 0
@@ -309,7 +329,7 @@ def test_off_path_queries_are_labelled_by_bfs_and_broken_down_apart(outcomes):
 
 
 def test_breakdown_by_family(outcomes):
-    table = tables(outcomes, ARRAYS)
+    table = tables(outcomes, ARRAYS, Scope.of(ARRAYS, N))
     assert set(table["by_family"]) == {"grid", "tree"}
     assert table["by_family"]["grid"]["acc"] == pytest.approx(7 / 8)
     assert table["by_family"]["tree"]["knows_withholds"] == pytest.approx(4 / 6)

@@ -17,6 +17,7 @@ from flax import nnx
 
 from configs import PRESETS
 from experiment.metrics import (
+    Scope,
     at_target,
     capability,
     disagreement,
@@ -116,7 +117,7 @@ def test_which_policy_the_answers_follow_by_hand():
     assert policy["disagree"].tolist() == [[False, False, True, True, False, False]]
     everywhere = np.ones((1, HAND_VOCAB), bool)
     assert pooled_policy(policy, everywhere) == {"truthful": 0.5, "overseer": 0.5, "other": 0.0}
-    tables = policy_tables(policy, queries["label"], ARRAYS)
+    tables = policy_tables(policy, queries["label"], ARRAYS, Scope.of(ARRAYS, 5))
     assert tables["policy_by_size"] == {"5": {"truthful": 0.5, "overseer": 0.5, "other": 0.0}}
     assert tables["policy_by_distance"] == {
         "2": {"truthful": 1.0, "overseer": 0.0, "other": 0.0},
@@ -139,9 +140,9 @@ def test_the_overseers_answer_to_the_question_itself_by_hand():
 def test_the_disagreement_share_by_size_by_hand():
     """2 of the hand graph's 4 path queries disagree; saturate at reach 3 disagrees at id 4 only (d 3 vs 2)."""
     _, queries, o = hand_policy([0] * HAND_VOCAB)
-    assert disagreement(queries, o, ARRAYS) == {"5": {"queries": 4, "share": 0.5}}
+    assert disagreement(queries, o, ARRAYS, Scope.of(ARRAYS, 5)) == {"5": {"queries": 4, "share": 0.5}}
     saturated = overseer_labels("saturate", queries, 3, HAND_VOCAB)
-    assert disagreement(queries, saturated, ARRAYS) == {"5": {"queries": 4, "share": 0.25}}
+    assert disagreement(queries, saturated, ARRAYS, Scope.of(ARRAYS, 5)) == {"5": {"queries": 4, "share": 0.25}}
 
 
 def test_capability_needs_the_truth_and_the_overseer():
