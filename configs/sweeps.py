@@ -51,7 +51,19 @@ def overseer_sweep(data: DataConfig) -> list[str]:
     return [*cells, "frozen:fresh", "trainable", *(f"{cell}@all" for cell in cells), "oracle"]
 
 
-SWEEPS = {"consistency": consistency_sweep, "columns": columns_sweep, "overseer": overseer_sweep}
+def encoder_sweep(data: DataConfig) -> list[str]:
+    """The whole model fine-tuned: the reporter on the frozen encoder and with the encoder and d(s,t) head
+    learning too, without and with the d(s,t) loss kept on, each beside its own ceiling (the oracle that trains
+    what it trains)."""
+    return ["frozen", "trainable", "trainable+dst", "oracle", "trainable-oracle"]
+
+
+SWEEPS = {
+    "consistency": consistency_sweep,
+    "columns": columns_sweep,
+    "overseer": overseer_sweep,
+    "encoder": encoder_sweep,
+}
 
 
 def sweep(name: str) -> Callable[[DataConfig], list[str]]:

@@ -103,13 +103,14 @@ class Variant:
         return nnx.Any(*(nnx.PathContains(group) for group in groups))
 
     def ceiling(self) -> "Variant | None":
-        """The oracle this variant's PGR divides by: same reporter, labels on every size <= N, nothing else.
+        """The oracle this variant's PGR divides by: same reporter, the same parameters learning (an
+        encoder-training variant's oracle trains the encoder too), labels on every size <= N, nothing else.
         None for the probes: they are baselines with labels up to N themselves."""
         if self.head in PROBES:
             return None
         # Every oracle labels the same queries but under offpath, where it labels every vertex.
         split = self.split if self.split is not None and self.split.kind == "offpath" else None
-        return dataclasses.replace(VARIANTS["oracle"], head=self.head, split=split)
+        return dataclasses.replace(VARIANTS["oracle"], head=self.head, split=split, train_encoder=self.train_encoder)
 
 
 RAMP = 0.2  # share of fine-tuning over which a self-training objective's weight ramps up from 0
@@ -123,6 +124,7 @@ VARIANTS = {
     "trainable": Variant(DEFAULT_HEAD, train_encoder=True, keep_d_st=False, labels_up_to_N=False),
     "trainable+dst": Variant(DEFAULT_HEAD, train_encoder=True, keep_d_st=True, labels_up_to_N=False),
     "oracle": Variant(DEFAULT_HEAD, train_encoder=False, keep_d_st=False, labels_up_to_N=True),
+    "trainable-oracle": Variant(DEFAULT_HEAD, train_encoder=True, keep_d_st=False, labels_up_to_N=True),
     "probe": Variant("probe", train_encoder=False, keep_d_st=False, labels_up_to_N=True),
     "mlp-probe": Variant("mlp-probe", train_encoder=False, keep_d_st=False, labels_up_to_N=True),
     "consistency-only": Variant(DEFAULT_HEAD, train_encoder=False, keep_d_st=False, labels_up_to_N=False, labels=False),

@@ -115,3 +115,12 @@ def test_each_variant_divides_by_the_oracle_of_its_own_head():
         "oracle:fresh": "oracle:fresh",
     }  # no oracle:shared among the names: trainable:shared has no PGR; the probe never has one
     assert ceilings(["frozen", "oracle:warm"]) == {"frozen": "oracle:warm", "oracle:warm": "oracle:warm"}
+    # The encoder-training variants divide by the oracle that trains the encoder too, not by the frozen one.
+    names = ["frozen", "oracle", "trainable", "trainable+dst", "trainable-oracle"]
+    assert ceilings(names) == {
+        "frozen": "oracle",
+        "oracle": "oracle",
+        "trainable": "trainable-oracle",
+        "trainable+dst": "trainable-oracle",
+        "trainable-oracle": "trainable-oracle",
+    }

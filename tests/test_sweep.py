@@ -14,10 +14,10 @@ import pytest
 from conftest import TINY, run_script, without_oracle
 
 from configs import PRESETS
-from configs.sweeps import columns_sweep, overseer_sweep
+from configs.sweeps import columns_sweep, encoder_sweep, overseer_sweep
 from experiment.plots import plot_strength
 from experiment.rundir import phase_name
-from models.objectives import ladder
+from models.objectives import ceilings, ladder
 
 
 @pytest.mark.slow
@@ -101,3 +101,9 @@ def test_the_overseer_sweep_starts_a_reporter_from_the_overseer_only_where_pretr
     ]  # fmt: skip
     control = overseer_sweep(dataclasses.replace(data, overseer="nearsighted", learn_overseer=False))
     assert control == [cell for cell in learned if "warm-overseer" not in cell]
+
+
+def test_the_encoder_sweep_sets_each_encoder_training_reporter_beside_an_oracle_that_trains_the_encoder():
+    cells = encoder_sweep(PRESETS["tiny"].data)
+    assert cells == ["frozen", "trainable", "trainable+dst", "oracle", "trainable-oracle"]
+    assert ceilings(cells) == {name: "trainable-oracle" if "trainable" in name else "oracle" for name in cells}

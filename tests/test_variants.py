@@ -38,6 +38,7 @@ CONTRACTS = {
     "trainable": Contract({"encoder"}, ENCODER, False, "n_min..n", "n+1..N"),
     "trainable+dst": Contract(ENCODER, ENCODER, True, "n_min..n", "n+1..N"),
     "oracle": Contract(set(), set(), False, "n_min..N", "n+1..N"),
+    "trainable-oracle": Contract({"encoder"}, ENCODER, False, "n_min..N", "n+1..N"),
     "probe": Contract(set(), set(), False, "n_min..N", "n+1..N"),
     "mlp-probe": Contract(set(), set(), False, "n_min..N", "n+1..N"),
     "consistency-only": Contract(set(), set(), False, None, "n_min..N"),
