@@ -593,14 +593,22 @@ def plot_training_curves(summary: dict, log: list[dict], out: Path) -> None:
     from experiment.rundir import PRETRAIN  # the phase names of the log
 
     names = [n for n in summary["variants"] if n not in BASELINES]
-    wide = len(names) > 7
-    fig, axes = plt.subplots(2, 2, figsize=(12.8 if wide else 10.4, 6.4), sharex="col")
+    pretrain = [r for r in log if r["phase"] == PRETRAIN]
+    seeds = {  # variant -> the log lines of each of its seeds
+        name: [
+            [r for r in log if r["phase"] == seed]
+            for seed in sorted({r["phase"] for r in log if r["phase"].rsplit("-seed", 1)[0] == name})
+        ]
+        for name in names
+    }
+    if len(names) > CROWDED:
+        _training_panels(pretrain, seeds, out)
+        return
+    fig, axes = plt.subplots(2, 2, figsize=(10.4, 6.4), sharex="col")
     for row, (metric, ylabel) in enumerate((("loss", "training loss"), ("acc", "training accuracy"))):
-        pretrain = [r for r in log if r["phase"] == PRETRAIN]
         axes[row, 0].plot([r["step"] for r in pretrain], [r[metric] for r in pretrain], "k-", lw=1.2)
-        for name in names:
-            for i, seed in enumerate(sorted({r["phase"] for r in log if r["phase"].rsplit("-seed", 1)[0] == name})):
-                lines = [r for r in log if r["phase"] == seed]
+        for name, lines_of in seeds.items():
+            for i, lines in enumerate(lines_of):
                 axes[row, 1].plot(
                     [r["step"] for r in lines],
                     [r[metric] for r in lines],
@@ -619,4 +627,32 @@ def plot_training_curves(summary: dict, log: list[dict], out: Path) -> None:
     if names:
         _legend(axes[0, 1], len(names))
     fig.suptitle("training curves (log.jsonl; accuracy on the training batch, labelled graphs only)", fontsize=10)
+    _save(fig, out, "training_curves.png")
+
+
+def _training_panels(pretrain: list[dict], seeds: dict[str, list[list[dict]]], out: Path) -> None:
+    """training_curves.png of a sweep (more than CROWDED variants): the training loss in small multiples, the
+    pretraining first, then one panel per variant, its seeds in colour over every other variant's in grey."""
+    fig, axes = _grid(1 + len(seeds), height=2.4)
+    axes[0].plot([r["step"] for r in pretrain], [r["loss"] for r in pretrain], "k-", lw=1.2)
+    axes[0].set_title("pretraining d(s,t)", fontsize=8)
+    for ax, name in zip(axes[1:], seeds, strict=True):
+        for other, lines_of in seeds.items():
+            for lines in lines_of if other != name else ():
+                ax.plot([r["step"] for r in lines], [r["loss"] for r in lines], color="0.85", lw=0.4)
+        for lines in seeds[name]:
+            ax.plot([r["step"] for r in lines], [r["loss"] for r in lines], color="C0", lw=0.8)
+        ax.set_title(_wrapped(name), fontsize=8)
+    for i, ax in enumerate(axes):
+        ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+        if i % 4 == 0:
+            ax.set_ylabel("training loss", fontsize=8)
+        if i >= len(axes) - 4:
+            ax.set_xlabel("step", fontsize=8)
+    fig.suptitle(
+        "training curves (log.jsonl; loss on the training batch, one line per seed)\n"
+        "one panel per variant (blue) over the others (grey)",
+        fontsize=10,
+    )
     _save(fig, out, "training_curves.png")

@@ -74,3 +74,8 @@ def test_tensorboard_reads_the_events(run_dir):
 def test_training_curves_are_drawn_from_the_log(run_dir, tmp_path):
     plot_training_curves({"variants": {"trivial": {}, VARIANT: {}}}, read_log(run_dir), tmp_path)
     assert (tmp_path / "training_curves.png").stat().st_size > 20_000
+    # A sweep's (more than CROWDED variants): one panel per variant, twice the bytes of one axes here.
+    sweep = {VARIANT: {}, **{f"frozen@{name}": {} for name in list(CONDITIONS)[:7] if name != "bellman"}, "oracle": {}}
+    (tmp_path / "sweep").mkdir()
+    plot_training_curves({"variants": sweep}, read_log(run_dir), tmp_path / "sweep")
+    assert (tmp_path / "sweep" / "training_curves.png").stat().st_size > 150_000  # one axes: about 107 kB
