@@ -416,47 +416,77 @@ def plot_columns(summary: dict, out: Path) -> None:
 
 def plot_policy(summary: dict, out: Path) -> None:
     """policy.png, where the run has an overseer: on the path queries where the overseer and the truth disagree,
-    the share of answers that are the truth (left) and the overseer's (right), against graph size (top; the
-    share of path queries that disagree in grey, n and N marked) and against the true distance d(s,u)
-    (bottom; n - 1, the longest labelled distance, marked), every variant with its 95% interval over seeds,
-    the self-queries of both pretrained questions in black."""
+    the share of answers that are the truth and the overseer's, against graph size (the share of path queries
+    that disagree in grey, n and N marked) and against the true distance d(s,u) (n - 1, the longest labelled
+    distance, marked), every variant with its 95% interval over seeds, the self-queries of both pretrained
+    questions in black. Up to CROWDED variants: four panels (the truth / the overseer's, by size / by distance),
+    a colour per variant; more (a sweep): small multiples, two panels (by size, by distance) per variant, the
+    truth in blue and the overseer's in orange."""
     if "overseer" not in summary:
         return
     names = [n for n in summary["variants"] if n not in BASELINES]
-    fig, axes = plt.subplots(2, 2, figsize=(12.8, 8.4), sharey=True)
-    disagree = summary["overseer"]["disagree_by_size"]
-    for row, by in enumerate(("size", "distance")):
-        for ax, metric in zip(axes[row], ("truthful", "overseer"), strict=True):
-            if by == "size":
-                x = sorted((n for n in disagree if disagree[n]["share"] > 0), key=int)
-                ax.bar([int(n) for n in x], [disagree[n]["share"] for n in x], color="0.88", label="o differs from d")
-            for name, style in (("self", "k-."), ("self-overseer", "k:")):
-                if name in summary["variants"]:
-                    table = summary["variants"][name][f"policy_by_{by}"]
-                    keys = sorted(table, key=int)
-                    ax.plot([int(k) for k in keys], [table[k][metric] for k in keys], style, label=f"{name}-query")
-            for name in names:
-                table = summary["variants"][name][f"policy_by_{by}"]
-                _band(ax, table, metric, 0.15, marker="o", label=name, color=_color(summary, name))
-            says = "the truth d" if metric == "truthful" else "the overseer's o"
-            xlabel = "graph size (vertices)" if by == "size" else "true distance d(s,u)"
-            ax.set(xlabel=xlabel, ylim=(-0.02, 1.05), title=f"says {says}, by {by}")
-            if by == "size":
-                _limits(ax, summary)
-            else:
-                ax.axvline(summary["n_report"] - 0.5, color="0.3", ls="--", lw=1)
-                ax.text(summary["n_report"] - 0.4, 1.0, "longest labelled distance", va="top", fontsize=8, color="0.3")
-        axes[row][0].set_ylabel("fraction of the queries where o != d")
+    crowded = len(names) > CROWDED
+    if crowded:
+        fig, axes = _grid(2 * len(names), width=4.2, height=2.6, sharey=True)
+        for i, name in enumerate(names):
+            for ax, by in zip(axes[2 * i : 2 * i + 2], ("size", "distance"), strict=True):
+                lines = [(name, metric, POLICY_STYLE[metric]) for metric in POLICY_STYLE]
+                _policy_panel(ax, summary, by, lines, text=False)
+                ax.set_title(f"{_wrapped(name, 36)}, by {by}", fontsize=8)
+        for ax in axes[::4]:
+            ax.set_ylabel("share where o != d", fontsize=8)
+        axes[0].legend(fontsize=6, loc="center left")
+    else:
+        fig, grid = plt.subplots(2, 2, figsize=(12.8, 8.4), sharey=True)
+        for row, by in enumerate(("size", "distance")):
+            for ax, metric in zip(grid[row], POLICY_STYLE, strict=True):
+                lines = [(name, metric, {"color": _color(summary, name), "label": name}) for name in names]
+                _policy_panel(ax, summary, by, lines)
+                ax.set_title(f"says {POLICY_STYLE[metric]['label']}, by {by}")
+            grid[row][0].set_ylabel("fraction of the queries where o != d")
+        _legend(grid[0][1], len(names) + 3)
     seeds = max(v["seeds"] for v in summary["variants"].values())
     fig.suptitle(
         f"which answer the reporter gives where the overseer ({summary['overseer']['name']}"
         f"{'' if summary['overseer']['learned'] else ', not pretrained'}) and the truth disagree; "
-        f"bands: 95% interval over {seeds} seeds",
+        f"bands: 95% interval over {seeds} seeds" + ("\ntwo panels per variant, by size and by distance" * crowded),
         fontsize=10,
     )
-    _legend(axes[0][1], len(names) + 3)
-    fig.tight_layout()
     _save(fig, out, "policy.png")
+
+
+# In policy.png's small multiples: each policy share of a variant's answers, and its self-query's line style.
+POLICY_STYLE = {
+    "truthful": {"color": "C0", "label": "the truth d"},
+    "overseer": {"color": "C1", "label": "the overseer's o"},
+}
+SELF_OF = {"truthful": ("self", "k-."), "overseer": ("self-overseer", "k:")}
+
+
+def _policy_panel(ax, summary: dict, by: str, lines: list[tuple[str, str, dict]], text: bool = True) -> None:
+    """One axes of policy.png, by `by` (size or distance): each (variant, share, style) of `lines` with its band,
+    and the self-queries of every share drawn (by size, the share of queries that disagree in grey and n, N
+    marked; by distance, the longest labelled one)."""
+    if by == "size":
+        disagree = summary["overseer"]["disagree_by_size"]
+        x = sorted((n for n in disagree if disagree[n]["share"] > 0), key=int)
+        ax.bar([int(n) for n in x], [disagree[n]["share"] for n in x], color="0.88", label="o differs from d")
+    for metric in dict.fromkeys(metric for _, metric, _ in lines):
+        # On the four panels, both self-queries on each; on a sweep's, each share beside its own question's.
+        for name, style in SELF_OF.values() if text else (SELF_OF[metric],):
+            if name in summary["variants"]:
+                table = summary["variants"][name][f"policy_by_{by}"]
+                keys = sorted(table, key=int)
+                ax.plot([int(k) for k in keys], [table[k][metric] for k in keys], style, label=f"{name}-query")
+    for name, metric, style in lines:
+        _band(ax, summary["variants"][name][f"policy_by_{by}"], metric, 0.15, marker="o", **style)
+    ax.set(xlabel="graph size (vertices)" if by == "size" else "true distance d(s,u)", ylim=(-0.02, 1.05))
+    if by == "size":
+        _limits(ax, summary, text=text)
+    else:
+        ax.axvline(summary["n_report"] - 0.5, color="0.3", ls="--", lw=1)
+        if text:
+            ax.text(summary["n_report"] - 0.4, 1.0, "longest labelled distance", va="top", fontsize=8, color="0.3")
 
 
 def plot_strength(summary: dict, out: Path) -> None:

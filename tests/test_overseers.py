@@ -27,6 +27,7 @@ from experiment.metrics import (
     pooled_policy,
     query_labels,
 )
+from experiment.plots import CROWDED, plot_policy
 from experiment.pretrained import key_of
 from experiment.rundir import new_model
 from graphgen import family_names, sample_batch
@@ -249,3 +250,27 @@ def test_a_warm_reporter_starts_as_the_question_it_copies(head, question):
     np.testing.assert_allclose(reported, np.broadcast_to(asked[:, None], reported.shape), rtol=1e-5, atol=1e-5)
     other = model.d_st_head(*encoded)[:, 1 - question]
     assert not np.allclose(reported[:, 0], other, atol=1e-3)
+
+
+def _policy_summary(names: list[str]) -> dict:
+    """A summary with an overseer and the policy tables of `names`, by size and by distance."""
+    row = {"truthful": 0.6, "overseer": 0.3, "truthful_ci95": [0.5, 0.7], "overseer_ci95": [0.2, 0.4]}
+    table = {"policy_by_size": {"5": row, "6": row}, "policy_by_distance": {"2": row, "4": row}}
+    return {
+        "overseer": {"name": "nearsighted", "learned": True, "disagree_by_size": {"5": {"queries": 4, "share": 0.5}}},
+        "n_report": 4,
+        "config": {"data": {"n_max": 6}},
+        "variants": {"self": {"seeds": 0, **table}, **{name: {"seeds": 3, **table} for name in names}},
+    }
+
+
+def test_the_policy_figure_of_a_sweep_is_small_multiples(tmp_path):
+    """Up to CROWDED variants, four panels; more, two panels a variant (a larger figure); none without an overseer."""
+    few, many = tmp_path / "few", tmp_path / "many"
+    for out, count in ((few, 3), (many, CROWDED + 1)):
+        out.mkdir()
+        plot_policy(_policy_summary([f"frozen@v{i}" for i in range(count)]), out)
+    # Four panels of 9 lines: about as large as of 3 (166 and 158 kB); 16 panels: twice (325 kB).
+    assert 40_000 < 1.5 * (few / "policy.png").stat().st_size < (many / "policy.png").stat().st_size
+    plot_policy({"variants": {}}, tmp_path)
+    assert not (tmp_path / "policy.png").exists()
