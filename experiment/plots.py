@@ -552,28 +552,17 @@ def plot_comparison(summaries: dict[str, dict], shown: dict[str, list[str]], out
     color = _palette(variants)
     style = {run: RUN_STYLES[i % len(RUN_STYLES)] for i, run in enumerate(summaries)}
     tables = [summaries[run]["variants"][v] for run, names in shown.items() for v in names]
-    count = len(tables)
     warning = "\nMIXED: " + "; ".join(mixed) if mixed else ""
-    size = (6.4, 4.2) if count <= 7 else (9.6, 4.8)
     written = []
     for by in BY:
         for metric in curves(summaries, by):
-            fig, ax = plt.subplots(figsize=size)
-            for run, names in shown.items():
-                for name in names:
-                    ls, marker = style[run]
-                    table = summaries[run]["variants"][name][f"by_{by}"]
-                    alpha = 0.15 if count <= 7 else 0.05
-                    _band(ax, table, metric, alpha, ls=ls, marker=marker, label=f"{run}: {name}", color=color[name])
-            xlabel = "graph size (vertices)" if by == "size" else "true distance d(s,u)"
-            ax.set(xlabel=xlabel, ylabel=CURVES[metric], ylim=(-0.02, 1.05))
             title = f"{CURVES[metric]} vs. {by}; bands: 95% interval over {_seeds_phrase(tables)}{warning}"
-            ax.set_title(title, fontsize=9, color="C3" if mixed else "black")
-            if by == "size":
-                _limits(ax, *summaries.values())
-            for longest in sorted({_longest(s) for s in summaries.values()} - {None}):
-                _labelled(ax, longest, text=len(summaries) == 1)
-            _legend(ax, count)
+            fig = _comparison_curves(summaries, shown, by, metric, style, color)
+            if len(tables) <= CROWDED:
+                fig.axes[0].set_title(title, fontsize=9, color="C3" if mixed else "black")
+            else:
+                note = "one panel per variant, a colour per run (the other variants grey)"
+                fig.suptitle(f"{title}\n{note}", fontsize=10, color="C3" if mixed else "black")
             written.append(_save(fig, out, f"compare_{metric}_vs_{by}.png"))
 
     with_pgr = [(r, v) for r, names in shown.items() for v in names if _pgr_counts(v, summaries[r]["variants"][v])]
@@ -600,6 +589,50 @@ def plot_comparison(summaries: dict[str, dict], shown: dict[str, list[str]], out
         ax.legend(fontsize=8, title="run", title_fontsize=8)
         written.append(_save(fig, out, "compare_pgr_beyond_n.png"))
     return written
+
+
+def _comparison_curves(summaries: dict, shown: dict, by: str, metric: str, style: dict, color: dict):
+    """The figure of one curve (`metric` by `by`) of every run's `shown` variants: up to CROWDED lines on one
+    axes (colour: variant, line style and marker: run); more, small multiples, one panel per variant with each
+    run's curve in a colour of its own over the other variants in grey."""
+    count = sum(map(len, shown.values()))
+
+    def curve(ax, run: str, name: str, alpha: float, **kw) -> None:
+        _band(ax, summaries[run]["variants"][name][f"by_{by}"], metric, alpha, **kw)
+
+    def decorate(ax, text: bool) -> None:
+        xlabel = "graph size (vertices)" if by == "size" else "true distance d(s,u)"
+        ax.set(xlabel=xlabel, ylabel=CURVES[metric], ylim=(-0.02, 1.05))
+        if by == "size":
+            _limits(ax, *summaries.values(), text=text)
+        for longest in sorted({_longest(s) for s in summaries.values()} - {None}):
+            _labelled(ax, longest, text=text and len(summaries) == 1)
+
+    if count <= CROWDED:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for run, names in shown.items():
+            ls, marker = style[run]
+            for name in names:
+                curve(ax, run, name, 0.15, ls=ls, marker=marker, label=f"{run}: {name}", color=color[name])
+        decorate(ax, True)
+        _legend(ax, count)
+        return fig
+    variants = list(color)  # every shown variant, in order
+    fig, axes = _grid(len(variants), sharex=True, sharey=True)
+    for ax, name in zip(axes, variants, strict=True):
+        for run, names in shown.items():
+            for other in names:
+                if other != name:
+                    curve(ax, run, other, 0, color="0.85", lw=0.5)
+        for i, (run, names) in enumerate(shown.items()):
+            if name in names:
+                ls, marker = style[run]
+                curve(ax, run, name, 0.15, ls=ls, marker=marker, ms=2, color=f"C{i}", label=run)
+        decorate(ax, False)
+        ax.set_title(_wrapped(name), fontsize=8)
+        ax.label_outer()
+        ax.legend(fontsize=5, loc="lower left")
+    return fig
 
 
 def _pgr_counts(name: str, table: dict) -> bool:

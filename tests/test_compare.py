@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 import eval as evaluation
-from experiment.plots import _frame, _weak_ceilings
+from experiment.plots import CROWDED, _comparison_curves, _frame, _weak_ceilings
 
 SIZES = range(3, 9)  # n = 4, N = 6, evaluated up to 8
 
@@ -179,3 +179,20 @@ def test_a_panel_by_distance_shades_its_own_variants_labelled_distances():
         spans[name] = shade.get_x() + shade.get_width()
         plt.close(fig)
     assert spans == {"oracle": 5.5, None: 3.5}
+
+
+def test_a_comparison_of_many_curves_is_small_multiples_one_panel_per_variant():
+    """Up to CROWDED (run, variant) curves on one axes; more: one panel per variant, each run's curve in it."""
+    runs = {name: summary(acc) for name, acc in (("a", 0.25), ("b", 0.5))}
+    names = [f"frozen@v{i}" for i in range(CROWDED // 2 + 1)]  # two runs: CROWDED + 1 or + 2 curves
+    for content in runs.values():
+        content["variants"] = {name: content["variants"]["frozen"] for name in names}
+    shown = {run: names for run in runs}
+    style, color = {"a": ("-", "o"), "b": ("--", "s")}, {name: f"C{i}" for i, name in enumerate(names)}
+    fig = _comparison_curves(runs, shown, "size", "acc", style, color)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.axison] == names
+    assert all(len(ax.get_lines()) >= 2 for ax in fig.axes if ax.axison)  # a and b's curve in every panel
+    plt.close(fig)
+    fig = _comparison_curves(runs, {run: names[:2] for run in runs}, "size", "acc", style, color)
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) >= 4
+    plt.close(fig)
