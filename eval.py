@@ -12,9 +12,10 @@ acc and mae of d(s,u) over every vertex u of the unique s-t path; the consistenc
 self-query (the pretrained d(s,t) head asked with t := u: knows_says, knows_withholds, says_unknowing,
 neither, agrees); PGR on sizes > n against the trivial baseline and the oracle of the variant's own head
 (ceiling_ok: that oracle reaches 0.9); and beside them the capability numbers (pretrained d(s,t), self-query,
-probes). The same metrics are also broken down by the true distance d(s,u), and there, on the held-out queries,
-what each reporter answers instead: its answers, the candidate policies that explain its wrong answers
-(experiment/policies.py) and the rank and probability it gives the truth.
+probes). The same metrics are also broken down by the true distance d(s,u) on sizes up to N (past N the model
+was never pretrained), and there, on the held-out queries, what each reporter answers instead: its answers,
+the candidate policies that explain its wrong answers (experiment/policies.py) and the rank and probability it
+gives the truth.
 """
 
 import argparse
