@@ -71,8 +71,8 @@ Cell = tuple[str, int]  # (variant, seed); a label-free baseline is (name, 0)
 @dataclasses.dataclass(frozen=True)
 class Answers:
     """One reporter's answers: d(s,v) from s and d(t,v) from t (B, V), d(s,v) on each twin (in TWINS order, in
-    the twin's ids), its own d(s,t) (B,) and, for a reporter with logits, the truth's `rank` and `p_true` (B, V)
-    (experiment/predict.py: truth_rank; empty for the label-free baselines)."""
+    the twin's ids), its own d(s,t) (B,) and, for a reporter with logits, the truth's `rank`, `p_true` and
+    `rank_unlabelled` (B, V) (experiment/predict.py: truth_rank; empty for the label-free baselines)."""
 
     from_s: np.ndarray
     from_t: np.ndarray
@@ -277,18 +277,21 @@ def reporter_answers(ev: Evaluation, run_dir: Path, cells: list[Cell], progress)
         askers = [(models[cell], variant(cell[0]).head) for cell in group]
         # From s: the answers with the truth's rank, and each model's own d(s,t) (its d(s,t) head, the policies').
         from_s = answers(
-            encoder, askers + [(model, None) for model in models.values()], arrays, n_max, truth=ev.queries["label"]
+            encoder,
+            askers + [(model, None) for model in models.values()],
+            arrays,
+            n_max,
+            truth=ev.queries["label"],
+            longest=[ev.longest(name) for name, _ in group] + [None] * len(models),
         )
         rest = [
             answers(encoder, askers, q, n_max, swap)
             for q, swap in [(arrays, True), *((ev.twin_sets[n], False) for n in TWINS)]
         ]
         for i, cell in enumerate(group):
-            (given, rank, p_true), d_st = from_s[i], from_s[len(group) + i]
-            yield (
-                cell,
-                Answers(given, rest[0][i], tuple(r[i] for r in rest[1:]), d_st, {"rank": rank, "p_true": p_true}),
-            )
+            (given, rank, p_true, rank_unlabelled), d_st = from_s[i], from_s[len(group) + i]
+            ranked = {"rank": rank, "p_true": p_true, "rank_unlabelled": rank_unlabelled}
+            yield cell, Answers(given, rest[0][i], tuple(r[i] for r in rest[1:]), d_st, ranked)
 
 
 def outcomes(ev: Evaluation, name: str, given: Answers) -> Scored:
@@ -309,7 +312,17 @@ def outcomes(ev: Evaluation, name: str, given: Answers) -> Scored:
     counts = {
         "answers_by_distance": counts_by_distance(label, given.from_s, held_out),
         "explained_by_distance": explained_counts(given.from_s, ev.question(name, given.d_st), label, held_out),
-        **({"rank_by_distance": counts_by_distance(label, given.ranked["rank"], held_out)} if given.ranked else {}),
+        **(
+            {
+                "rank_by_distance": counts_by_distance(label, given.ranked["rank"], held_out),
+                # The queries whose truth no label showed: its rank among those classes alone.
+                "unlabelled_rank_by_distance": counts_by_distance(
+                    label, given.ranked["rank_unlabelled"], held_out & (given.ranked["rank_unlabelled"] > 0)
+                ),
+            }
+            if given.ranked
+            else {}
+        ),
     }
     return Scored(table, counts, parts, per_query["acc"])
 

@@ -56,37 +56,53 @@ def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int | None = Non
 
 
 def answers(
-    encoder, askers: list, arrays: dict, min_pad: int, swap: bool = False, truth: np.ndarray | None = None
+    encoder,
+    askers: list,
+    arrays: dict,
+    min_pad: int,
+    swap: bool = False,
+    truth: np.ndarray | None = None,
+    longest: list[int | None] | None = None,
 ) -> list:
     """The argmax answers of each (model, head) in `askers`: d(s,t) (B,) for head None, else d(s,v) (B, V)
     for every vertex id v = 1..V. Each graph is encoded once, by `encoder`'s encoder, for all of them: the
     askers must use that very encoder (e.g. every reporter on the frozen pretrained encoder). With
     swap=True the question is asked with s and t exchanged (d(t,s) and d(t,v)). Given the `truth` (B, V) (the
-    true d(s,v), -1 where none), a reporter's entry is (answers, rank, p_true) of `truth_rank` instead, computed
-    beside the argmax so that no (B, V, classes) array leaves the device."""
+    true d(s,v), -1 where none) and each reporter's `longest` labelled distance (None: no labels), a reporter's
+    entry is (answers, rank, p_true, rank_unlabelled) of `truth_rank` instead, computed beside the argmax so that
+    no (B, V, classes) array leaves the device."""
     encoder_split = nnx.split(encoder)
-    splits = [(*nnx.split(model), head) for model, head in askers]
+    longest = longest or [None] * len(askers)
+    splits = [
+        (*nnx.split(model), head, -1 if top is None else top)
+        for (model, head), top in zip(askers, longest, strict=True)
+    ]
 
     def forward(inputs, n_pad):
         question = {k: v for k, v in inputs.items() if k != "truth"}  # one encoder program with or without it
         encoded = _encode(*encoder_split, question, swap, n_pad)
-        return [_answer(graphdef, state, encoded, inputs, head) for graphdef, state, head in splits]
+        return [_answer(graphdef, state, encoded, inputs, head, top) for graphdef, state, head, top in splits]
 
     return in_buckets(forward, arrays if truth is None else arrays | {"truth": truth}, min_pad)
 
 
-def truth_rank(logits: jax.Array, truth: jax.Array) -> tuple[jax.Array, jax.Array]:
+def truth_rank(logits: jax.Array, truth: jax.Array, longest: int = -1) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Where the true class stands among the logits (..., classes): its rank, 1 for the argmax answer (the classes
-    ranked before it: every larger logit, and an equal one at a lower index, which argmax picks first), and the
-    probability the softmax gives it; both 0 where truth < 0 (no true answer: the id is not in the graph)."""
+    ranked before it: every larger logit, and an equal one at a lower index, which argmax picks first), the
+    probability the softmax gives it, and its rank among the classes no label showed (those above `longest`, the
+    largest labelled distance), where the truth is one of them: a uniform penalty on those classes would move all
+    of them and leave this rank as it is (0 where the truth was labelled). All 0 where truth < 0 (no true answer:
+    the id is not in the graph)."""
     known = truth >= 0
     index = jnp.where(known, truth, 0)[..., None]
     at_truth = jnp.take_along_axis(logits, index, -1)
     classes = jnp.arange(logits.shape[-1])
-    rank = 1 + ((logits > at_truth) | ((logits == at_truth) & (classes < index))).sum(-1)
+    before = (logits > at_truth) | ((logits == at_truth) & (classes < index))
+    rank = 1 + before.sum(-1)
+    rank_unlabelled = 1 + (before & (classes > longest)).sum(-1)
     wide = logits.astype(jnp.float32)  # the probability in float32 whatever the model's dtype
     p_true = jnp.exp(jnp.take_along_axis(wide, index, -1)[..., 0] - jax.nn.logsumexp(wide, -1))
-    return jnp.where(known, rank, 0), jnp.where(known, p_true, 0.0)
+    return jnp.where(known, rank, 0), jnp.where(known, p_true, 0.0), jnp.where(truth > longest, rank_unlabelled, 0)
 
 
 def predictions(
@@ -127,9 +143,10 @@ def _encode(graphdef, state, inputs, swap, n_pad):
     return nnx.merge(graphdef, state).encode(inputs["edges"], inputs["edge_mask"], s, t, n_pad)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "head"))
-def _answer(graphdef, state, encoded, inputs, head):
-    """Keyed on the model's structure and head: every seed of every variant of a head shares one program."""
+@partial(jax.jit, static_argnames=("graphdef", "head", "longest"))
+def _answer(graphdef, state, encoded, inputs, head, longest):
+    """Keyed on the model's structure, head and longest labelled distance: every seed of every variant of a head
+    labelled as far shares one program."""
     model = nnx.merge(graphdef, state)
     if head is None or head == OVERSEER:
         return model.d_st_head(*encoded)[:, int(head == OVERSEER)].argmax(-1)
@@ -138,7 +155,7 @@ def _answer(graphdef, state, encoded, inputs, head):
     logits = model.report(head, encoded, inputs["edges"], inputs["edge_mask"], ids)
     if "truth" not in inputs:
         return logits.argmax(-1)
-    return (logits.argmax(-1), *truth_rank(logits, inputs["truth"]))
+    return (logits.argmax(-1), *truth_rank(logits, inputs["truth"], longest))
 
 
 def trivial_report(d_hat: np.ndarray, s: np.ndarray, t: np.ndarray, vocab: int) -> np.ndarray:

@@ -90,7 +90,12 @@ def metrics_csv(summary: dict) -> str:
 
 # The tables by distance on the held-out queries, as metrics PREFIX_KEY: counts of each answer and each rank of the
 # truth (added over seeds), and the share of the wrong answers each policy explains (explained_wrong: their count).
-COUNTED = {"answers_by_distance": "answer", "rank_by_distance": "rank", "explained_by_distance": "explained"}
+COUNTED = {
+    "answers_by_distance": "answer",
+    "rank_by_distance": "rank",
+    "unlabelled_rank_by_distance": "unlabelled_rank",
+    "explained_by_distance": "explained",
+}
 
 
 def _cell(number: float) -> str:

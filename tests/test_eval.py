@@ -151,6 +151,17 @@ def test_what_the_reporters_say_instead_by_distance(finished_run):
             assert sum(row.values()) == sum(answers[d].values()), (name, d)
             for rank, count in row.items():
                 assert int(written[(name, "distance", d, f"rank_{rank}")]["mean"]) == count
+        # Among the classes no label showed, at the distances past the labels alone: every query counted, and the
+        # truth first there at least wherever it is first among all classes.
+        unlabelled = table.get("unlabelled_rank_by_distance", {})
+        longest = -1 if table["longest_labelled"] is None else table["longest_labelled"]
+        assert all(int(d) > longest for d in unlabelled), name
+        for d, row in unlabelled.items():
+            assert sum(row.values()) == sum(answers[d].values()), (name, d)
+            assert row.get("1", 0) >= table["rank_by_distance"][d].get("1", 0), (name, d)
+            for rank, count in row.items():
+                assert int(written[(name, "distance", d, f"unlabelled_rank_{rank}")]["mean"]) == count
+        assert bool(unlabelled) == (learned and any(int(d) > longest for d in answers)), name
         for d, row in table["by_distance"].items() if learned else ():
             assert row["rank"] >= 1 and 0 < row["p_true"] <= 1, (name, d)
             for metric in ("rank", "p_true"):

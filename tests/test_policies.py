@@ -121,12 +121,22 @@ TRUTH = np.array([1, 2, 1, 0, -1])
 
 
 def test_the_truth_ranks_first_exactly_where_the_answer_is_right():
-    rank, p_true = (np.asarray(a) for a in truth_rank(jnp.asarray(LOGITS), jnp.asarray(TRUTH)))
+    rank, p_true, unlabelled = (np.asarray(a) for a in truth_rank(jnp.asarray(LOGITS), jnp.asarray(TRUTH)))
     assert rank.tolist() == [1, 3, 2, 1, 0]
+    assert unlabelled.tolist() == rank.tolist()  # no labels: every class is unlabelled
     soft = np.exp(LOGITS) / np.exp(LOGITS).sum(-1, keepdims=True)
     np.testing.assert_allclose(p_true, [soft[0, 1], soft[1, 2], soft[2, 1], soft[3, 0], 0.0], rtol=1e-6)
     known = TRUTH >= 0
     assert ((rank == 1) == (LOGITS.argmax(-1) == TRUTH))[known].all()
+
+
+def test_the_rank_among_unlabelled_classes_counts_only_the_classes_past_the_longest_labelled_distance():
+    """Labels up to 0: row 2's truth 1 ties with class 0, labelled, so it is first among 1..3; row 1's truth 2 has
+    class 1 above it (rank 2); row 3's truth 0 was labelled (0). Labels up to 1: only row 1's truth is unlabelled,
+    and no class above 1 beats it."""
+    logits, truth = jnp.asarray(LOGITS), jnp.asarray(TRUTH)
+    assert np.asarray(truth_rank(logits, truth, 0)[2]).tolist() == [1, 2, 1, 0, 0]
+    assert np.asarray(truth_rank(logits, truth, 1)[2]).tolist() == [0, 1, 0, 0, 0]
 
 
 def test_a_reporters_rank_inside_the_prediction_pass():
@@ -138,9 +148,13 @@ def test_a_reporters_rank_inside_the_prediction_pass():
     )  # a fresh head: varied answers
     label = query_labels(arrays, cfg.data.vocab)["label"]
     plain = answers(pretrained, [(model, "fresh")], arrays, cfg.data.n_max)[0]
-    given, rank, p_true = answers(pretrained, [(model, "fresh")], arrays, cfg.data.n_max, truth=label)[0]
+    asked = answers(pretrained, [(model, "fresh")], arrays, cfg.data.n_max, truth=label, longest=[3])
+    given, rank, p_true, unlabelled = asked[0]
     np.testing.assert_array_equal(given, plain)  # asking for the rank changes no answer
     known = label >= 0
     assert 0 < (given == label)[known].mean() < 1  # both cases occur
     np.testing.assert_array_equal((rank == 1)[known], (given == label)[known])
     assert (rank[~known] == 0).all() and (p_true[known] > 0).all() and (p_true <= 1).all()
+    beyond = label > 3  # the truths no label showed: ranked among the classes 4.. alone, never lower than among all
+    assert (unlabelled[~beyond] == 0).all() and (unlabelled[beyond] >= 1).all()
+    assert (unlabelled[beyond] <= rank[beyond]).all() and (unlabelled[beyond] < rank[beyond]).any()
