@@ -153,7 +153,8 @@ class OptimConfig:
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     variants: str = _field(
-        "frozen,trainable,trainable+dst,oracle,frozen:shared,oracle:shared,frozen:fresh,oracle:fresh,probe,mlp-probe",
+        "frozen,trainable,trainable+dst,oracle,trainable-oracle,"
+        "frozen:shared,oracle:shared,frozen:fresh,oracle:fresh,probe,mlp-probe",
         f"comma-separated report variants: {', '.join(VARIANTS)}; the decoder-query ones optionally with a head "
         f"design as BASE:HEAD ({', '.join(REPORT_HEADS)}; default {DEFAULT_HEAD}) and with consistency losses on "
         f"unlabelled sizes n+1..N as BASE@COND[=WEIGHT]+COND... (e.g. frozen:shared@range+bellman=0.5; "
