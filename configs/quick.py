@@ -6,7 +6,8 @@ about 6 min with the pretraining reused from the store.
 up to N and a little more past it). Every reporter design with its own oracle (warm, the default; shared;
 fresh, the old head, kept so that the difference is on one plot) and both probes, 1,000 fine-tuning steps
 each (the warm and shared reporters have converged by then). The encoder-training variants (trainable,
-trainable+dst) cost ~6x a frozen one per step on CPU: opt in with --experiment.variants."""
+trainable+dst, their ceiling trainable-oracle) each train alone at about half the step rate of a group of three
+frozen ones on CPU: --sweep encoder (29 min) sets them beside frozen and oracle."""
 
 from configs.config import Config
 
