@@ -240,7 +240,7 @@ def test_no_label_reaches_a_consistency_loss():
         ("frozen@range=x", "is not a number"),
         ("frozen@range=-1", "must be positive"),
         ("frozen@range=0", "must be positive"),
-        ("nope", r"\(known: frozen, trainable, trainable\+dst, oracle, probe, mlp-probe, consistency-only;"),
+        ("nope", r"\(known: frozen, trainable, trainable\+dst, oracle, trainable-oracle, probe, mlp-probe, "),
         ("frozen:nope", r"\(report heads: fresh, warm, warm-overseer, shared; the probes take none\)"),
         ("frozen@nope", r"\(known: endpoints, range, additivity, path_permutation, edge_lipschitz, bellman, relabel, "),
         ("frozen@", "no consistency condition"),
