@@ -312,18 +312,11 @@ def outcomes(ev: Evaluation, name: str, given: Answers) -> Scored:
     counts = {
         "answers_by_distance": counts_by_distance(label, given.from_s, held_out),
         "explained_by_distance": explained_counts(given.from_s, ev.question(name, given.d_st), label, held_out),
-        **(
-            {
-                "rank_by_distance": counts_by_distance(label, given.ranked["rank"], held_out),
-                # The queries whose truth no label showed: its rank among those classes alone.
-                "unlabelled_rank_by_distance": counts_by_distance(
-                    label, given.ranked["rank_unlabelled"], held_out & (given.ranked["rank_unlabelled"] > 0)
-                ),
-            }
-            if given.ranked
-            else {}
-        ),
     }
+    if given.ranked:  # among all classes, and (where no label showed the truth) among the unlabelled ones alone
+        rank, unlabelled = given.ranked["rank"], given.ranked["rank_unlabelled"]
+        counts["rank_by_distance"] = counts_by_distance(label, rank, held_out)
+        counts["unlabelled_rank_by_distance"] = counts_by_distance(label, unlabelled, held_out & (unlabelled > 0))
     return Scored(table, counts, parts, per_query["acc"])
 
 
