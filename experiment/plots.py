@@ -557,12 +557,7 @@ def plot_comparison(summaries: dict[str, dict], shown: dict[str, list[str]], out
     for by in BY:
         for metric in curves(summaries, by):
             title = f"{CURVES[metric]} vs. {by}; bands: 95% interval over {_seeds_phrase(tables)}{warning}"
-            fig = _comparison_curves(summaries, shown, by, metric, style, color)
-            if len(tables) <= CROWDED:
-                fig.axes[0].set_title(title, fontsize=9, color="C3" if mixed else "black")
-            else:
-                note = "one panel per variant, a colour per run (the other variants grey)"
-                fig.suptitle(f"{title}\n{note}", fontsize=10, color="C3" if mixed else "black")
+            fig = _comparison_curves(summaries, shown, by, metric, style, color, title, "C3" if mixed else "black")
             written.append(_save(fig, out, f"compare_{metric}_vs_{by}.png"))
 
     with_pgr = [(r, v) for r, names in shown.items() for v in names if _pgr_counts(v, summaries[r]["variants"][v])]
@@ -591,9 +586,11 @@ def plot_comparison(summaries: dict[str, dict], shown: dict[str, list[str]], out
     return written
 
 
-def _comparison_curves(summaries: dict, shown: dict, by: str, metric: str, style: dict, color: dict):
-    """The figure of one curve (`metric` by `by`) of every run's `shown` variants: up to CROWDED lines on one
-    axes (colour: variant, line style and marker: run); more, small multiples, one panel per variant with each
+def _comparison_curves(
+    summaries: dict, shown: dict, by: str, metric: str, style: dict, color: dict, title: str, title_color: str
+):
+    """The figure of one curve (`metric` by `by`) of every run's `shown` variants, titled: up to CROWDED lines on
+    one axes (colour: variant, line style and marker: run); more, small multiples, one panel per variant with each
     run's curve in a colour of its own over the other variants in grey."""
     count = sum(map(len, shown.values()))
 
@@ -615,6 +612,7 @@ def _comparison_curves(summaries: dict, shown: dict, by: str, metric: str, style
             for name in names:
                 curve(ax, run, name, 0.15, ls=ls, marker=marker, label=f"{run}: {name}", color=color[name])
         decorate(ax, True)
+        ax.set_title(title, fontsize=9, color=title_color)
         _legend(ax, count)
         return fig
     variants = list(color)  # every shown variant, in order
@@ -632,6 +630,8 @@ def _comparison_curves(summaries: dict, shown: dict, by: str, metric: str, style
         ax.set_title(_wrapped(name), fontsize=8)
         ax.label_outer()
         ax.legend(fontsize=5, loc="lower left")
+    note = "one panel per variant, a colour per run (the other variants grey)"
+    fig.suptitle(f"{title}\n{note}", fontsize=10, color=title_color)
     return fig
 
 

@@ -189,10 +189,10 @@ def test_a_comparison_of_many_curves_is_small_multiples_one_panel_per_variant():
         content["variants"] = {name: content["variants"]["frozen"] for name in names}
     shown = {run: names for run in runs}
     style, color = {"a": ("-", "o"), "b": ("--", "s")}, {name: f"C{i}" for i, name in enumerate(names)}
-    fig = _comparison_curves(runs, shown, "size", "acc", style, color)
+    fig = _comparison_curves(runs, shown, "size", "acc", style, color, "acc", "black")
     assert [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.axison] == names
     assert all(len(ax.get_lines()) >= 2 for ax in fig.axes if ax.axison)  # a and b's curve in every panel
     plt.close(fig)
-    fig = _comparison_curves(runs, {run: names[:2] for run in runs}, "size", "acc", style, color)
+    fig = _comparison_curves(runs, {run: names[:2] for run in runs}, "size", "acc", style, color, "acc", "black")
     assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) >= 4
     plt.close(fig)
