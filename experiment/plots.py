@@ -643,8 +643,8 @@ def _pgr_counts(name: str, table: dict) -> bool:
 def _save(fig, out: Path, filename: str, tight: bool = True) -> str:
     """The figure as out/filename (atomically), then closed; returns filename. `tight`: laid out tightly here
     (False for a figure with a layout of its own)."""
-    if tight:
-        fig.tight_layout()
+    if tight:  # room above the panels for a suptitle of up to two lines (tight_layout left it overlapping them)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()) if fig.get_suptitle() else None)
     write_atomic(out / filename, lambda f: fig.savefig(f, format="png", dpi=150))
     plt.close(fig)
     return filename
