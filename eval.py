@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from common.cli import Parser, UsageError, enable_compilation_cache, fail
+from common.cli import Parser, UsageError, add_plots_option, enable_compilation_cache, fail
 from configs import sweep
 
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace results there of a different config or evaluation set"
     )
+    add_plots_option(parser)
     args = parser.parse_args(argv)
     try:
         grid = sweep(args.sweep) if args.sweep is not None else None
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         names = grid and grid(load_config(args.run).data)
         results = args.results or default_results_dir(args.run.name, args.sweep, args.data)
         summary = evaluate_run(
-            args.run, results, names, overwrite=args.overwrite, command=["eval.py", *argv], data=args.data
-        )
+            args.run, results, names, overwrite=args.overwrite, command=["eval.py", *argv], data=args.data,
+            plots=args.plots,
+        )  # fmt: skip
     except (RunError, UsageError) as e:
         fail(parser.prog, str(e))
     print(json.dumps(summary["capability"]["d_st_acc_by_size"]), file=sys.stderr)

@@ -27,7 +27,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from common.cli import Parser, UsageError, enable_compilation_cache, fail
+from common.cli import Parser, UsageError, add_plots_option, enable_compilation_cache, fail
 from configs import PRESETS, SWEEPS, Config, preset, sections, sweep_variants
 
 
@@ -49,6 +49,7 @@ def build_parser() -> Parser:
         "the run's pretraining, skips finished cells (a killed sweep resumes when run again) and writes "
         "results/PRESET-SWEEP",
     )
+    add_plots_option(parser)
     parser.add_argument(
         "--distributed",
         action="store_true",
@@ -132,11 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         pretrained = pretrained_for(cfg, run_dir)
         finetune(cfg, run_dir, names, pretrained)
         command = ["train.py", *(sys.argv[1:] if argv is None else argv)]
-        summary = evaluate_run(run_dir, results_dir, names, overwrite=args.overwrite, command=command)
+        summary = evaluate_run(run_dir, results_dir, names, overwrite=args.overwrite, command=command, plots=args.plots)
     except rundir.RunError as e:
         fail(parser.prog, str(e))
     say(capability_report(summary["capability"]))
-    say(f"results: {results_dir}/summary.json, metrics.csv, *.png")
+    say(f"results: {results_dir}/summary.json, metrics.csv{', *.png' if args.plots else ''}")
 
 
 if __name__ == "__main__":

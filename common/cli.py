@@ -21,6 +21,17 @@ class Parser(argparse.ArgumentParser):
         fail(self.prog, message)
 
 
+def add_plots_option(parser: argparse.ArgumentParser) -> None:
+    """--plots / --no-plots, shared by the commands that write a results directory."""
+    parser.add_argument(
+        "--plots",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw the figures (default); --no-plots writes summary.json and metrics.csv only, sooner, and removes "
+        "the figures of an earlier evaluation there (eval.py --run RUN draws them later)",
+    )
+
+
 def size_range(text: str) -> tuple[int, int]:
     """Parses 'A:B' (or a single 'A') into an inclusive range of graph sizes, 2 <= A <= B."""
     try:

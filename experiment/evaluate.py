@@ -135,11 +135,13 @@ def evaluate_run(
     overwrite: bool = False,
     command: list[str] | None = None,
     data: Path | None = None,
+    plots: bool = True,
 ) -> dict:
     """Evaluates the variants `names` (default: the run config's experiment.variants), every seed, into
     results_dir, with the run's training curves. Refuses (RunError) to replace the results of a different
     experiment there unless `overwrite`. `command` (script and arguments) is recorded as what made them. `data`: a
-    dataset file (the data contract) to evaluate on instead of the run's evaluation set."""
+    dataset file (the data contract) to evaluate on instead of the run's evaluation set. `plots=False`: the numbers
+    only (summary.json, metrics.csv), no figures."""
     cfg = load_config(run_dir)
     names = names or cfg.experiment.variant_list()
     arrays, eval_hash = load_eval_data(cfg, data) if data else load_or_make_eval_set(cfg, run_dir)
@@ -196,7 +198,7 @@ def evaluate_run(
     if command:
         summary["command"] = shlex.join(["python", *command])
     if is_primary():  # every process evaluated the same models to the same numbers
-        write_results(summary, results_dir, read_log(run_dir))
+        write_results(summary, results_dir, read_log(run_dir), plots)
     barrier("the results are written")
     return summary
 

@@ -40,14 +40,19 @@ def refuse_to_replace(summary_path: Path, config: dict, eval_hash: str | None = 
     raise UsageError(f"{summary_path} holds results of {why}; pass --overwrite to replace them")
 
 
-def write_results(summary: dict, results_dir: Path, log: list[dict] | None = None) -> None:
+def write_results(summary: dict, results_dir: Path, log: list[dict] | None = None, plots: bool = True) -> None:
     """summary.json, metrics.csv and every plot, each written atomically; training_curves.png from the run's
-    `log` (log.jsonl lines) where given."""
-    from experiment.plots import plot_all, plot_training_curves  # matplotlib: only where results are drawn
-
+    `log` (log.jsonl lines) where given. `plots=False`: the figures of an earlier evaluation there are removed
+    instead, so that none disagrees with the new numbers."""
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json(results_dir / "summary.json", summary)
     write_atomic(results_dir / "metrics.csv", lambda f: f.write(metrics_csv(summary).encode()))
+    if not plots:
+        for figure in results_dir.glob("*.png"):
+            figure.unlink()
+        return
+    from experiment.plots import plot_all, plot_training_curves  # matplotlib: only where results are drawn
+
     plot_all(summary, results_dir)
     if log:
         plot_training_curves(summary, log, results_dir)

@@ -51,7 +51,8 @@ import pytest  # noqa: E402
 
 from experiment.rundir import read_log  # noqa: E402
 
-TINY = ["--preset", "tiny"]
+# Drawing is a third of a tiny run: the runs whose figures a test reads ask for them (--plots).
+TINY = ["--preset", "tiny", "--no-plots"]
 
 
 def pytest_collection_modifyitems(items):
@@ -95,7 +96,7 @@ def finished_run(tmp_path_factory):
         if not done.exists():
             shutil.rmtree(base, ignore_errors=True)
             result = run_script(
-                "train.py", *TINY, "--run-dir", str(base / "run"), "--results-dir", str(base / "results")
+                "train.py", *TINY, "--plots", "--run-dir", str(base / "run"), "--results-dir", str(base / "results")
             )
             assert result.returncode == 0, result.stderr
             done.touch()

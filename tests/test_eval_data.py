@@ -23,8 +23,10 @@ def test_a_run_evaluates_on_a_users_networkx_graphs(finished_run, tmp_path):
     path, results = tmp_path / "mine.npz", tmp_path / "results"
     save(path, from_networkx(user_graphs(), VOCAB, seed=3, family=["path", "cycle", "tree", "star", "path"]))
     before = (finished_run / "run" / "eval_set.npz").read_bytes()
-    result = run_script("eval.py", "--run", str(finished_run / "run"), "--data", str(path), "--results", str(results))
+    run = str(finished_run / "run")
+    result = run_script("eval.py", "--run", run, "--data", str(path), "--results", str(results), "--no-plots")
     assert result.returncode == 0, result.stderr
+    assert not list(results.glob("*.png"))
     summary = json.loads((results / "summary.json").read_text())
     assert summary["eval_data"] == str(path) and summary["eval_set_hash"] == content_hash(load(path))
     assert set(summary["capability"]["d_st_acc_by_size"]) == {"5", "6", "7", "8"}

@@ -201,7 +201,7 @@ def test_a_run_with_an_overseer_reports_which_policy_each_reporter_follows(tmp_p
     on sizes <= n), o(s,t) in the capability check, the self-overseer baseline, every variant's policy shares
     (summing to 1) by size and distance and pooled over n+1..N, policy.png, and the headline."""
     result = run_script(
-        "train.py", *TINY, "--data.overseer", "nearsighted", "--experiment.variants", "frozen,oracle",
+        "train.py", *TINY, "--plots", "--data.overseer", "nearsighted", "--experiment.variants", "frozen,oracle",
         "--run-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

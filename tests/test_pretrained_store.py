@@ -82,8 +82,8 @@ def test_an_edit_to_the_pretraining_code_changes_the_key(tmp_path, monkeypatch):
 
 def test_runs_that_differ_after_pretraining_share_it_and_others_do_not(finished_run, tmp_path):
     """The session's finished tiny run pretrained into the session's store. A run with other fine-tuning and
-    evaluation settings reuses that pretraining without a step of its own; a run with another model config
-    pretrains a model of its own."""
+    evaluation settings reuses that pretraining without a step of its own; a run with another pretraining seed
+    pretrains a model of its own (the same programs: nothing to compile again)."""
     first = json.loads((finished_run / "results" / "summary.json").read_text())["pretrained"]
     entry = Path(os.environ["PATHPROBE_PRETRAINED"]) / first["key"]
     assert first["store"] == str(entry) and first["trained_by_this_run"]
@@ -102,7 +102,7 @@ def test_runs_that_differ_after_pretraining_share_it_and_others_do_not(finished_
     assert {r["pretrained"] for r in log if r["phase"] == "pretrain"} == {first["key"]}
 
     other = train(
-        *argv, "--model.width", "8", "--run-dir", str(tmp_path / "other"), "--results-dir", str(tmp_path / "o")
+        *argv, "--pretrain.seed", "1", "--run-dir", str(tmp_path / "other"), "--results-dir", str(tmp_path / "o")
     )
     assert other.returncode == 0, other.stderr
     third = json.loads((tmp_path / "o" / "summary.json").read_text())["pretrained"]

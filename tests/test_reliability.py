@@ -96,6 +96,7 @@ def test_killed_mid_checkpoint_write_and_mid_run_resumes_to_the_same_numbers(fin
 
     result = train(*argv, "--resume", store=store)
     assert result.returncode == 0, result.stderr
+    assert not list(results.glob("*.png"))  # (--no-plots) and none of the copied figures left beside new numbers
     assert not list(run.glob(ORBAX_TMP)) and not list(store.glob(f"*/{ORBAX_TMP}"))
     phases = ("pretrain", *(phase_name(name, seed) for name in names for seed in finetune_seeds(PRESETS["tiny"])))
     uninterrupted_log = [r for r in log_records(finished_run / "run") if r[0] in phases]

@@ -25,7 +25,7 @@ def test_killed_sweep_resumes_skips_finished_cells_and_writes_the_columns_summar
     run, results = tmp_path / "run", tmp_path / "results"
     shutil.copytree(finished_run / "run", run)  # pretrained, with the oracle's cells finished
     finished = {path: path.stat().st_mtime_ns for path in (run / "checkpoints").rglob("*") if path.is_file()}
-    args = [*TINY, "--sweep", "columns", "--run-dir", str(run), "--results-dir", str(results)]
+    args = [*TINY, "--plots", "--sweep", "columns", "--run-dir", str(run), "--results-dir", str(results)]
     cells = columns_sweep(PRESETS["tiny"].data)
 
     sweep = subprocess.Popen([sys.executable, "train.py", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
