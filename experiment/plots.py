@@ -117,6 +117,17 @@ def _grid(count: int, width: float = 3.4, height: float = 2.7, **kw):
     return fig, list(axes.flat[:count])
 
 
+def _each_over_the_others(axes, names: list[str], draw) -> None:
+    """Small multiples: the panel of each name draws every other name in grey, `draw(ax, other, False)`, then the
+    name itself in colour over them, `draw(ax, name, True)`, and is titled with it."""
+    for ax, name in zip(axes, names, strict=True):
+        for other in names:
+            if other != name:
+                draw(ax, other, False)
+        draw(ax, name, True)
+        ax.set_title(_wrapped(name), fontsize=8)
+
+
 def _oracles(summary: dict) -> dict[str, str]:
     """Variant -> the oracle among the summary's variants its PGR divides by ({} where a name is unknown today)."""
     try:
@@ -142,18 +153,19 @@ def _curves(summary: dict, names: list[str], curve, decorate, title: str, out: P
     oracles, baselines = _oracles(summary), [name for name in names if name in BASELINES]
     panels = [name for name in names if name not in BASELINES]
     fig, axes = _grid(len(panels), sharex=True, sharey=True)
-    for ax, name in zip(axes, panels, strict=True):
-        references = [*baselines, *([oracles[name]] if oracles.get(name, name) != name else [])]
-        for other in panels:
-            if other != name and other not in references:
-                curve(ax, other, 0, color="0.8", lw=0.6)
-        for ref in references:
+
+    def draw(ax, name: str, own: bool) -> None:
+        if not own:
+            curve(ax, name, 0, color="0.8", lw=0.6)
+            return
+        for ref in [*baselines, *([oracles[name]] if oracles.get(name, name) != name else [])]:
             curve(ax, ref, 0, lw=1, label=ref, **REFERENCE.get(ref, REFERENCE["oracle"]))
         curve(ax, name, 0.2, marker="o", ms=2, color="C0", label=name)
         decorate(ax, False, name)
-        ax.set_title(_wrapped(name), fontsize=8)
         ax.label_outer()
         ax.legend(fontsize=5, loc="lower left")
+
+    _each_over_the_others(axes, panels, draw)
     fig.suptitle(f"{title}\none panel per variant (blue) over the others (grey)", fontsize=10)
     _save(fig, out, filename)
 
@@ -617,19 +629,20 @@ def _comparison_curves(
         return fig
     variants = list(color)  # every shown variant, in order
     fig, axes = _grid(len(variants), sharex=True, sharey=True)
-    for ax, name in zip(axes, variants, strict=True):
-        for run, names in shown.items():
-            for other in names:
-                if other != name:
-                    curve(ax, run, other, 0, color="0.85", lw=0.5)
+
+    def draw(ax, name: str, own: bool) -> None:
         for i, (run, names) in enumerate(shown.items()):
-            if name in names:
+            if name in names and own:
                 ls, marker = style[run]
                 curve(ax, run, name, 0.15, ls=ls, marker=marker, ms=2, color=f"C{i}", label=run)
-        decorate(ax, False)
-        ax.set_title(_wrapped(name), fontsize=8)
-        ax.label_outer()
-        ax.legend(fontsize=5, loc="lower left")
+            elif name in names:
+                curve(ax, run, name, 0, color="0.85", lw=0.5)
+        if own:
+            decorate(ax, False)
+            ax.label_outer()
+            ax.legend(fontsize=5, loc="lower left")
+
+    _each_over_the_others(axes, variants, draw)
     note = "one panel per variant, a colour per run (the other variants grey)"
     fig.suptitle(f"{title}\n{note}", fontsize=10, color=title_color)
     return fig
@@ -699,13 +712,17 @@ def _training_panels(pretrain: list[dict], seeds: dict[str, list[list[dict]]], o
     fig, axes = _grid(1 + len(seeds), height=2.4)
     axes[0].plot([r["step"] for r in pretrain], [r["loss"] for r in pretrain], "k-", lw=1.2)
     axes[0].set_title("pretraining d(s,t)", fontsize=8)
-    for ax, name in zip(axes[1:], seeds, strict=True):
-        for other, lines_of in seeds.items():
-            for lines in lines_of if other != name else ():
-                ax.plot([r["step"] for r in lines], [r["loss"] for r in lines], color="0.85", lw=0.4)
+
+    def draw(ax, name: str, own: bool) -> None:
         for lines in seeds[name]:
-            ax.plot([r["step"] for r in lines], [r["loss"] for r in lines], color="C0", lw=0.8)
-        ax.set_title(_wrapped(name), fontsize=8)
+            ax.plot(
+                [r["step"] for r in lines],
+                [r["loss"] for r in lines],
+                color="C0" if own else "0.85",
+                lw=0.8 if own else 0.4,
+            )
+
+    _each_over_the_others(axes[1:], list(seeds), draw)
     for i, ax in enumerate(axes):
         ax.set_yscale("log")
         ax.tick_params(labelsize=7)
