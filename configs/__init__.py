@@ -2,7 +2,7 @@
 it to PRESETS."""
 
 from common.cli import UsageError
-from configs import paper, quick, tiny
+from configs import paper, quick, scale, tiny
 from configs.config import (
     Config,
     DataConfig,
@@ -15,7 +15,7 @@ from configs.config import (
 from configs.sweeps import SWEEPS, sweep, sweep_variants
 from models.model import ModelConfig
 
-PRESETS: dict[str, Config] = {"quick": quick.CONFIG, "paper": paper.CONFIG, "tiny": tiny.CONFIG}
+PRESETS: dict[str, Config] = {"quick": quick.CONFIG, "paper": paper.CONFIG, "tiny": tiny.CONFIG, "scale": scale.CONFIG}
 
 
 def preset(name: str) -> Config:
