@@ -38,8 +38,8 @@ def matmul_flops_per_s(size: int, dtype: str, seconds: float) -> float:
 
 def generator_rate(sample, batch_size: int, ahead: int, seconds: float) -> float:
     """Examples/s of the draw the train step makes: `ahead` batches per call (experiment/fit.py: drawer)."""
-    draw = drawer(sample, batch_size, None, data_mesh(), ahead)
-    return ahead * batch_size * rate(lambda i: draw(jax.random.key(7), i * ahead), seconds)
+    draw = drawer(batch_size, None, data_mesh(), ahead)
+    return ahead * batch_size * rate(lambda i: draw(sample, jax.random.key(7), i * ahead), seconds)
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """The training loop: a jitted train step that draws its own batches on device, and `fit`, which runs it with
 checkpoints, resumption, logging and a guard against non-finite numbers."""
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -34,16 +36,15 @@ def make_train_step(
     mesh: Mesh | None = None,
     draw_ahead: int = 1,
 ):
-    """A train step that draws its own batch on device from fold_in(data_key, step): the step number alone
-    fixes the data, so a resumed run sees exactly the batches an uninterrupted one would. Two jitted programs
-    per step, both asynchronous (no host sync): the draw, compiled once per distinct `sample` (equal samplers
-    share it: the generator's compilation is most of a fine-tuning step's, and every variant with the same
-    labels draws the same way), and the update, built once per phase kind and shared by its seeds (same
-    program, other parameters and data key). One draw makes the batches of `draw_ahead` steps at once (the
-    generator's BFS loops run level by level, so on an accelerator a larger draw costs little more than one
-    batch); each step's batch is the same for any draw_ahead. loss_fn returns the loss and the accuracy, or
-    the loss and a dict of named metrics (with "acc"), all logged. `loss_args` go to loss_fn traced, not baked in: steps
-    that differ only in them (consistency weights) share one program.
+    """A train step that draws its own batch on device from fold_in(data_key, step): the step number alone fixes the
+    data, so a resumed run sees exactly the batches an uninterrupted one would. Two jitted programs per step, both
+    asynchronous (no host sync): the draw, compiled once per static part of `sample` (see `drawer`: the generator's
+    compilation is most of a fine-tuning step's), and the update, built once per phase kind and shared by its seeds
+    (same program, other parameters and data key). One draw makes the batches of `draw_ahead` steps at once (the
+    generator's BFS loops run level by level, so on an accelerator a larger draw costs little more than one batch);
+    each step's batch is the same for any draw_ahead. loss_fn returns the loss and the accuracy, or the loss and a
+    dict of named metrics (with "acc"), all logged. `loss_args` go to loss_fn traced, not baked in: steps that
+    differ only in them (consistency weights) share one program.
 
     Members: with `graphdef` and `loss_fn` tuples of M, one program trains M models on every batch, each with
     its own parameters, optimizer state (so its own gradient clipping), loss and traced loss_args: params,
@@ -82,7 +83,7 @@ def make_train_step(
 
     if seeds is not None:
         update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
-    draw = drawer(sample, batch_size, seeds, mesh, draw_ahead)
+    draw = drawer(batch_size, seeds, mesh, draw_ahead)
 
     def constrain(tree):
         return jax.lax.with_sharding_constraint(tree, state_shardings(tree, mesh, shard_params))
@@ -103,26 +104,52 @@ def make_train_step(
     def train_step(params, opt_state, rest, data_key, step, *loss_args):
         first = step - step % draw_ahead
         if drawn["key"] is not data_key or drawn["first"] != first:
-            drawn.update(key=data_key, first=first, batches=draw(data_key, first))
+            drawn.update(key=data_key, first=first, batches=_draw_parts(draw, sample, data_key, first))
         return update_step(params, opt_state, rest, drawn["batches"], step - first, *loss_args)
 
     train_step.update = update_step  # given batches (bench/compile.py times the two programs fused into one)
     return train_step
 
 
-@lru_cache(maxsize=64)
-def drawer(sample, batch_size: int, seeds: int | None, mesh: Mesh, ahead: int = 1):
-    """The jitted draw(data_key, first) of `sample`: the batches of steps first..first+ahead-1, each from
-    fold_in(data_key, step), stacked on a leading axis (after the seed axis: vmapped over K data keys with
-    seeds=K), each batch split over the mesh's `data` axis; one per distinct argument tuple."""
+def _draw_parts(draw, sample, key: jax.Array, first: int):
+    """A sampler with parts (a fine-tuning batch: labelled, unlabelled) is drawn part by part, each by its own
+    program: a part that several variants share is compiled once."""
+    if hasattr(sample, "parts"):
+        return {name: draw(_traceable(part), key, first) for name, part in sample.parts().items()}
+    return draw(_traceable(sample), key, first)
 
-    def draw(key, first):
+
+@partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["sample"])
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    """A sampler that is a plain function (the tests' fixed batches): all of it picks the program."""
+
+    sample: Callable
+
+    def __call__(self, key: jax.Array, batch_size: int):
+        return self.sample(key, batch_size)
+
+
+def _traceable(sample):
+    """`sample` as an argument jit can take: a pytree of numbers as it is, anything else static as a whole."""
+    return sample if all(isinstance(x, int | jax.Array) for x in jax.tree.leaves(sample)) else _Static(sample)
+
+
+@lru_cache(maxsize=64)
+def drawer(batch_size: int, seeds: int | None, mesh: Mesh, ahead: int = 1):
+    """The jitted draw(sample, data_key, first): the batches of steps first..first+ahead-1 of `sample`, each
+    from fold_in(data_key, step), stacked on a leading axis (after the seed axis: vmapped over K data keys with
+    seeds=K), each batch split over the mesh's `data` axis. `sample` is a pytree (experiment/phases.py): its
+    static part (families, padding, pool) picks the compiled program, its size ranges are traced, so samplers
+    that differ only in sizes (pretraining's, the labelled ones up to n and up to N) compile once."""
+
+    def draw(sample, key, first):
         steps = first + jnp.arange(ahead)
         return jax.vmap(lambda step: sample(jax.random.fold_in(key, step), batch_size))(steps)
 
     spec = P(None, "data")
     if seeds is not None:
-        draw, spec = jax.vmap(draw, in_axes=(0, None)), P(None, None, "data")
+        draw, spec = jax.vmap(draw, in_axes=(None, 0, None)), P(None, None, "data")
     return jax.jit(draw, out_shardings=NamedSharding(mesh, spec))
 
 

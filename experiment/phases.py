@@ -19,10 +19,14 @@ from models.model import PathModel
 from models.objectives import PRETRAINED, Variant, finetune_loss, pretrain_loss, unlabelled, variant
 
 
+@partial(
+    jax.tree_util.register_dataclass, data_fields=["n_min", "n_max"], meta_fields=["families", "vocab", "n_pad", "pool"]
+)
 @dataclasses.dataclass(frozen=True)
 class BatchSampler:
-    """Batches of sizes n_min..n_max, padded to n_pad, `sample_batch`'s arguments as a value: samplers that
-    are equal draw with one compiled program (see `make_train_step`), whichever phase built them."""
+    """Batches of sizes n_min..n_max, padded to n_pad, `sample_batch`'s arguments as a value. A pytree whose
+    size range is its data and the rest its static part: samplers that differ only in their sizes draw with one
+    compiled program (see `drawer`), whichever phase built them."""
 
     families: tuple[str, ...]
     n_min: int
@@ -66,24 +70,44 @@ def pretrain(cfg: Config, run_dir: Path) -> PathModel:
     return fit([[model]], [PRETRAINED], step, tx, cfg.pretrain, run_dir, [[PRETRAIN]], [cfg.pretrain.seed])[0][0]
 
 
+@partial(jax.tree_util.register_dataclass, data_fields=["sampler"], meta_fields=["labelled", "twins"])
+@dataclasses.dataclass(frozen=True)
+class FinetunePart:
+    """One part of a fine-tuning batch, from its own share of the step's key (split in three: labelled
+    examples, unlabelled questions, their twins). A pytree like BatchSampler: the labelled part of `frozen`
+    and of `frozen@all` is one compiled program, and so is the unlabelled part of every consistency variant."""
+
+    sampler: BatchSampler
+    labelled: bool
+    twins: tuple[str, ...] = ()  # second presentations of each unlabelled question (graphgen/twins.py)
+
+    def __call__(self, key: jax.Array, batch_size: int):
+        k_labelled, k_unlabelled, k_twins = jax.random.split(key, 3)
+        if self.labelled:
+            return self.sampler(k_labelled, batch_size)
+        graphs = self.sampler(k_unlabelled, batch_size)
+        return unlabelled(graphs, k_twins, self.twins, self.sampler.vocab)
+
+
 @dataclasses.dataclass(frozen=True)
 class FinetuneSampler:
     """Fine-tuning batches: {"labelled": ..., "unlabelled": the question alone, labels stripped}, each only
-    where its sampler is given."""
+    where its sampler is given. The train step draws each part by its own program (`parts`)."""
 
     labelled: BatchSampler | None
     unlabelled: BatchSampler | None
-    twins: tuple[str, ...] = ()  # second presentations of each unlabelled question (graphgen/twins.py)
+    twins: tuple[str, ...] = ()
+
+    def parts(self) -> dict[str, FinetunePart]:
+        parts = {}
+        if self.labelled is not None:
+            parts["labelled"] = FinetunePart(self.labelled, labelled=True)
+        if self.unlabelled is not None:
+            parts["unlabelled"] = FinetunePart(self.unlabelled, labelled=False, twins=self.twins)
+        return parts
 
     def __call__(self, key: jax.Array, batch_size: int) -> dict:
-        k_labelled, k_unlabelled, k_twins = jax.random.split(key, 3)
-        batches = {}
-        if self.labelled is not None:
-            batches["labelled"] = self.labelled(k_labelled, batch_size)
-        if self.unlabelled is not None:
-            graphs = self.unlabelled(k_unlabelled, batch_size)
-            batches["unlabelled"] = unlabelled(graphs, k_twins, self.twins, self.unlabelled.vocab)
-        return batches
+        return {name: part(key, batch_size) for name, part in self.parts().items()}
 
 
 def with_split(cfg: Config, reporter: Variant) -> Variant:

@@ -8,9 +8,9 @@ import optax
 from flax import nnx
 
 from configs import PRESETS
-from experiment.fit import make_train_step
+from experiment.fit import drawer, make_train_step
+from experiment.mesh import data_mesh
 from experiment.phases import batch_sampler, finetune_sampler
-from graphgen import sample_batch
 from models.objectives import variant
 
 CFG = PRESETS["tiny"]  # sizes n_min = 3, n = 4, N = 6
@@ -64,21 +64,16 @@ def test_samplers_depend_on_their_key():
     assert draws_differ(finetune_sampler(CFG, variant("frozen@all")), keys)
 
 
-def test_drawn_sizes_cover_n_min_to_n_max_inclusive():
+def test_drawn_sizes_cover_n_min_to_n_max_inclusive_with_one_program_for_every_range():
+    """The train step's draw (experiment/fit.py: drawer) of each size range a run uses: pretraining's n_min..N,
+    the labelled n_min..n, the unlabelled n+1..N. The range is traced, not compiled in: one program draws all
+    three, and each batch holds exactly its own sizes."""
     data = CFG.data
+    draw = drawer.__wrapped__(64, None, data_mesh(), 1)  # a new jit, not the one other tests fill
     for n_min, n_max in ((data.n_min, data.n_max), (data.n_min, data.n_report), (data.n_report + 1, data.n_max)):
-        batch = sample_batch(
-            jax.random.key(0),
-            64,
-            families=("tree_plus", "small_world"),
-            n_min=n_min,
-            n_max=n_max,
-            vocab=data.vocab,
-            n_pad=data.n_max,
-        )
-        assert set(np.asarray(batch.num_nodes).tolist()) == set(range(n_min, n_max + 1)), (n_min, n_max)
-    fine = batch_sampler(CFG, data.n_report)(jax.random.key(0), 64)
-    assert set(np.asarray(fine.num_nodes).tolist()) == set(range(data.n_min, data.n_report + 1))
+        batch = draw(batch_sampler(CFG, n_max, n_min=n_min), jax.random.key(0), 0)
+        assert set(np.asarray(batch.num_nodes).ravel().tolist()) == set(range(n_min, n_max + 1)), (n_min, n_max)
+    assert draw._cache_size() == 1
 
 
 def test_labelled_fine_tuning_batches_even_out_d_st_with_the_pool():
