@@ -9,7 +9,8 @@ padded to n, ids 1..n; the graph encoder iterates n times over n vertex tokens),
 default 8 examples), side by side in one run:
 - generation: seconds per batch of graphgen sample_batch (with data.pool = 8: 8 x batch examples drawn);
 - train step: seconds per pretraining step (encoder + d(s,t) head, forward, backward, AdamW) on a fixed
-  batch, so without generation.
+  batch, so without generation, twice: the graph encoder (`graph`, its attention dense over every vocab x
+  vocab pair, masked to the adjacency + self) and the same function over the edge list (`graph-sparse`).
 Prints a table with the growth exponents between consecutive sizes and writes bench/scaling.png (log-log).
 """
 
@@ -30,21 +31,26 @@ from common.cli import Parser, UsageError, enable_compilation_cache, fail, posit
 from configs import PRESETS
 from experiment.phases import batch_sampler  # noqa: E402
 
+ENCODERS = ("graph", "graph-sparse")  # the step of each, in this order
 
-def config(n: int, batch: int, dtype: str):
+
+def config(n: int, batch: int, dtype: str, encoder: str = "graph"):
     cfg = bench_config(PRESETS["quick"], dtype)
     data = dataclasses.replace(cfg.data, n_max=n, n_report=n - 1, vocab=n, eval_beyond=0)
-    return dataclasses.replace(cfg, data=data, pretrain=dataclasses.replace(cfg.pretrain, batch_size=batch))
+    model = dataclasses.replace(cfg.model, encoder=encoder)
+    return dataclasses.replace(
+        cfg, data=data, model=model, pretrain=dataclasses.replace(cfg.pretrain, batch_size=batch)
+    )
 
 
-def times(n: int, batch: int, dtype: str, seconds: float) -> tuple[float, float]:
-    """Seconds per generated batch and per train step (fixed batch) at graph size n."""
+def times(n: int, batch: int, dtype: str, seconds: float) -> tuple[float, ...]:
+    """Seconds per generated batch, then per train step (fixed batch) of each of ENCODERS, at graph size n."""
     cfg = config(n, batch, dtype)
     draw = jax.jit(batch_sampler(cfg, n, pool=cfg.data.pool), static_argnums=1)
     generate = 1 / rate(lambda i: draw(jax.random.fold_in(jax.random.key(0), i), batch), seconds)
     fixed = draw(jax.random.key(1), batch)
-    step = pretrain_step(cfg, sample=lambda key, batch_size: fixed)
-    return generate, 1 / rate(step.run, seconds)
+    steps = [pretrain_step(config(n, batch, dtype, e), sample=lambda key, batch_size: fixed) for e in ENCODERS]
+    return generate, *(1 / rate(step.run, seconds) for step in steps)
 
 
 def main() -> None:
@@ -69,26 +75,34 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"batch {args.batch}, dtype {args.dtype}; exponent k: time grows as n^k from the previous size")
-    print(f"{'n':>5} {'generate s/batch':>17} {'k':>5} {'train step s':>13} {'k':>5} {'step/generate':>14}")
+    print(
+        f"{'n':>5} {'generate s/batch':>17} {'k':>5} {'graph step s':>13} {'k':>5} {'graph-sparse step s':>20}"
+        f" {'k':>5} {'graph/sparse':>13} {'graph/generate':>15}"
+    )
     results = []
     for i, n in enumerate(args.sizes):
-        gen, step = times(n, args.batch, args.dtype, args.seconds)
-        k_gen = k_step = ""
+        result = times(n, args.batch, args.dtype, args.seconds)
+        ks = [""] * len(result)
         if i:
             growth = math.log(n / args.sizes[i - 1])
-            k_gen = f"{math.log(gen / results[-1][0]) / growth:.2f}"
-            k_step = f"{math.log(step / results[-1][1]) / growth:.2f}"
-        results.append((gen, step))
-        print(f"{n:>5} {gen:>17.4f} {k_gen:>5} {step:>13.4f} {k_step:>5} {step / gen:>14.1f}", flush=True)
+            ks = [f"{math.log(now / then) / growth:.2f}" for now, then in zip(result, results[-1], strict=True)]
+        results.append(result)
+        (gen, dense, sparse), (k_gen, k_dense, k_sparse) = result, ks
+        print(
+            f"{n:>5} {gen:>17.4f} {k_gen:>5} {dense:>13.4f} {k_dense:>5} {sparse:>20.4f} {k_sparse:>5}"
+            f" {dense / sparse:>13.2f} {dense / gen:>15.1f}",
+            flush=True,
+        )
 
     plot(args.sizes, results, args.batch, f"{jax.devices()[0].device_kind}, {args.dtype}", args.plot)
     print(f"plot: {args.plot}")
 
 
-def plot(sizes: list[int], results: list[tuple[float, float]], batch: int, title: str, path: Path) -> None:
+def plot(sizes: list[int], results: list[tuple[float, ...]], batch: int, title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.loglog(sizes, [r[0] for r in results], "o-", label=f"generate a batch (pool 8 x {batch})")
-    ax.loglog(sizes, [r[1] for r in results], "s-", label="train step on a fixed batch")
+    for i, (encoder, style) in enumerate(zip(ENCODERS, ("s-", "s--"), strict=True), start=1):
+        ax.loglog(sizes, [r[i] for r in results], style, label=f"train step on a fixed batch, {encoder}")
     ax.set_xlabel("graph size n (= padding = vocab)")
     ax.set_ylabel(f"seconds per batch of {batch}")
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())

@@ -62,9 +62,10 @@ def rate(run: Callable[[int], object], seconds: float) -> float:
     return calls / (time.perf_counter() - start)
 
 
-def _block_flops(tokens: int, width: int, mlp: int) -> float:
-    """Forward FLOPs of one transformer block over `tokens` tokens: q, k, v, out projections, MLP, attention."""
-    return 2 * tokens * (4 + 2 * mlp) * width**2 + 4 * tokens**2 * width
+def _block_flops(tokens: int, width: int, mlp: int, pairs: int | None = None) -> float:
+    """Forward FLOPs of one transformer block over `tokens` tokens: q, k, v, out projections, MLP, attention over
+    `pairs` (query, key) pairs (default: all, tokens^2)."""
+    return 2 * tokens * (4 + 2 * mlp) * width**2 + 4 * (tokens**2 if pairs is None else pairs) * width
 
 
 def _head_flops(queries: int, tokens: int, width: int, mlp: int, classes: int) -> float:
@@ -75,13 +76,14 @@ def _head_flops(queries: int, tokens: int, width: int, mlp: int, classes: int) -
 
 def _encoder_flops(cfg: Config) -> float:
     m, n_pad = cfg.model, cfg.data.n_max
-    if m.encoder == "graph":
-        return (m.loops or n_pad) * _block_flops(cfg.data.vocab, m.width, m.mlp_ratio)
+    if m.encoder.startswith("graph"):
+        pairs = 2 * edge_capacity(n_pad) + cfg.data.vocab if m.encoder == "graph-sparse" else None  # edges, self
+        return (m.loops or n_pad) * _block_flops(cfg.data.vocab, m.width, m.mlp_ratio, pairs)
     return m.layers * _block_flops(edge_capacity(n_pad) + 2, m.width, m.mlp_ratio)
 
 
 def _encoder_tokens(cfg: Config) -> int:
-    return cfg.data.vocab if cfg.model.encoder == "graph" else edge_capacity(cfg.data.n_max) + 2
+    return cfg.data.vocab if cfg.model.encoder.startswith("graph") else edge_capacity(cfg.data.n_max) + 2
 
 
 def pretrain_flops(cfg: Config) -> float:

@@ -1,6 +1,6 @@
 """Encoder-decoder over a graph given as an edge list of vertex ids, with query heads for distances.
 
-Encoders (ModelConfig.encoder), both reading exactly the data contract (edges, edge_mask, s, t):
+Encoders (ModelConfig.encoder), each reading exactly the data contract (edges, edge_mask, s, t):
 - "edges": the reference. One token per edge (sum of its endpoint id embeddings) plus s and t tokens, full
   self-attention, `layers` unshared blocks. Knows nothing about graphs beyond what it learns. Its attention starts
   from a mimetic initialisation (`mimetic`; Trockman & Kolter, ICML 2023): query and key kernels equal, so that a
@@ -9,6 +9,8 @@ Encoders (ModelConfig.encoder), both reading exactly the data contract (edges, e
   read off the edge list), a single weight-shared block iterated `loops` times, s/t markers re-injected
   every iteration. One iteration can move information one hop, so `loops` defaults to the padded graph
   size and grows for larger graphs at no parameter cost.
+- "graph-sparse": "graph" with its attention computed over the edge list (`pair_attention`), never a vocab x
+  vocab matrix: O(loops * (E + V)) per graph instead of O(loops * V^2), the same parameters and function.
 
 Heads are decoder queries that cross-attend to the encoder tokens and classify a distance in 0..vocab-1.
 The d(s,t) head uses a learned query; with an overseer (data.overseer, learned) it has a second learned
@@ -40,7 +42,10 @@ from flax import nnx
 class ModelConfig:
     encoder: str = dataclasses.field(
         default="graph",
-        metadata={"help": "'graph' (looped, neighbour-masked) or 'edges' (plain transformer, the reference)"},
+        metadata={
+            "help": "'graph' (looped, neighbour-masked), 'graph-sparse' (the same, its attention over the edge list: "
+            "for large graphs) or 'edges' (plain transformer, the reference)"
+        },
     )
     width: int = dataclasses.field(default=64, metadata={"help": "model width"})
     heads: int = dataclasses.field(default=4, metadata={"help": "attention heads"})
@@ -82,6 +87,7 @@ class ModelConfig:
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+Pairs = tuple[jax.Array, jax.Array]  # (query, key) token indices per example: attention_pairs
 
 
 class Embed(nnx.Embed):
@@ -97,7 +103,8 @@ class Embed(nnx.Embed):
 
 
 class Block(nnx.Module):
-    """Pre-norm transformer block; `mask` (B, 1, T, T) says which tokens each token may attend to."""
+    """Pre-norm transformer block. Its attention is dense, `mask` (B, 1, T, T) saying which tokens each token may
+    attend to, or given as `pairs`, the (query, key) token pairs of `attention_pairs` (pair_attention)."""
 
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         kw = cfg.layer_args()
@@ -107,9 +114,9 @@ class Block(nnx.Module):
         self.up = nnx.Linear(cfg.width, cfg.width * cfg.mlp_ratio, rngs=rngs, **kw)
         self.down = nnx.Linear(cfg.width * cfg.mlp_ratio, cfg.width, rngs=rngs, **kw)
 
-    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None, pairs: Pairs | None = None) -> jax.Array:
         h = self.norm1(x)
-        x = x + self.attn(h, h, h, mask=mask)
+        x = x + (self.attn(h, h, h, mask=mask) if pairs is None else pair_attention(self.attn, h, pairs))
         return x + self.down(jax.nn.gelu(self.up(self.norm2(x))))
 
 
@@ -150,6 +157,47 @@ def adjacency(edges: jax.Array, edge_mask: jax.Array, vocab: int) -> jax.Array:
     return adj.at[batch, a, b].max(edge_mask).at[batch, b, a].max(edge_mask)[:, 1:, 1:]
 
 
+def attention_pairs(edges: jax.Array, edge_mask: jax.Array, vocab: int) -> tuple[Pairs, jax.Array]:
+    """The graph encoder's attention as (query, key) pairs (B, 2E + V) of each graph's vertex tokens (id v is token
+    v - 1), and `present` (B, V): the vertices some edge touches. Pairs: every vertex with itself, and both
+    directions of every distinct edge, as in the dense adjacency + self they replace: an edge listed twice, or in
+    both orders, counts once (the data contract does not rule duplicates out), a self-loop edge is the vertex
+    with itself. Masked slots and ids outside 1..V add nothing: their pairs point one past the last token (V),
+    where segment sums drop them."""
+    valid = edge_mask & ((edges >= 1) & (edges <= vocab)).all(-1)
+    ends = jnp.where(valid[..., None], jnp.sort(edges, axis=-1), 0)  # (low id, high id); (0, 0) if not valid
+    lo, hi = jax.lax.sort((ends[..., 0], ends[..., 1]), num_keys=2)  # per graph: a duplicate follows its twin
+    lo_before, hi_before = (jnp.pad(a[:, :-1], ((0, 0), (1, 0))) for a in (lo, hi))
+    distinct = (lo < hi) & ((lo != lo_before) | (hi != hi_before))
+    a, b = (jnp.where(distinct, ids - 1, vocab) for ids in (lo, hi))
+    itself = jnp.broadcast_to(jnp.arange(vocab), (edges.shape[0], vocab))
+    touched = jax.vmap(lambda lo, hi: jnp.zeros(vocab + 1, bool).at[lo].set(True).at[hi].set(True))(lo, hi)
+    return (jnp.concatenate([a, b, itself], 1), jnp.concatenate([b, a, itself], 1)), touched[:, 1:]  # id 0: none
+
+
+def pair_attention(attn: nnx.MultiHeadAttention, h: jax.Array, pairs: Pairs) -> jax.Array:
+    """`attn(h, h, h, mask=...)` over tokens h (B, T, width) where the mask allows exactly `pairs` (B, P) (query,
+    key) token indices (attention_pairs), computed over the pairs: a score per pair and head, a softmax over each
+    query's pairs (segment max and sum), the values summed by weight. The work is O(P) per example where dense
+    masked attention's is O(T^2): on a graph O(E + V), not O(V^2). Same parameters, same function (a masked
+    score's weight is exp(min - max) = 0 in the dense softmax); the softmax and sums run in float32."""
+    length = h.shape[1]
+    q, k, v = (f(h) for f in (attn.query, attn.key, attn.value))  # (B, T, heads, head width)
+    q = q / jnp.sqrt(q.shape[-1]).astype(q.dtype)  # as flax's dot_product_attention_weights
+
+    def one_graph(q, k, v, query, key):
+        def take(a, i):  # a's rows i; a pair past the last token reads the last, and segment_sum drops it
+            return jnp.take(a, i, axis=0, mode="clip").astype(jnp.float32)
+
+        scores = (take(q, query) * take(k, key)).sum(-1)  # (P, heads)
+        top = jax.lax.stop_gradient(jax.ops.segment_max(scores, query, length))
+        weights = jnp.exp(scores - take(top, query))
+        weights = weights / take(jax.ops.segment_sum(weights, query, length), query)
+        return jax.ops.segment_sum(weights[..., None] * take(v, key), query, length).astype(v.dtype)
+
+    return attn.out(jax.vmap(one_graph)(q, k, v, *pairs))
+
+
 class GraphEncoder(nnx.Module):
     def __init__(self, cfg: ModelConfig, vocab: int, rngs: nnx.Rngs):
         self.vocab, self.loops = vocab, cfg.loops
@@ -157,18 +205,22 @@ class GraphEncoder(nnx.Module):
         self.marks = Embed(3, cfg.width, rngs=rngs, **cfg.layer_args())  # other, s, t
         self.block = Block(cfg, rngs)
 
-    def __call__(self, edges, edge_mask, s, t, n_pad: int):
+    def attention(self, edges: jax.Array, edge_mask: jax.Array) -> tuple[dict, jax.Array]:
+        """Whom each vertex token attends to, as the block's keyword arguments: dense over every vocab x vocab
+        pair, masked to the adjacency + self; and `present` (B, V), the vertices some edge touches."""
         adj = adjacency(edges, edge_mask, self.vocab)
-        present = adj.any(axis=-1)
+        return {"mask": (adj | jnp.eye(self.vocab, dtype=bool))[:, None]}, adj.any(axis=-1)
+
+    def __call__(self, edges, edge_mask, s, t, n_pad: int):
+        attend, present = self.attention(edges, edge_mask)
         ids = jnp.arange(1, self.vocab + 1)
         marks = (ids == s[:, None]).astype(jnp.int32) + 2 * (ids == t[:, None])
         inject = (self.ids(ids)[None] + self.marks(marks)) * present[..., None]
-        attend = (adj | jnp.eye(self.vocab, dtype=bool))[:, None]
 
         graphdef, state = nnx.split(self.block)
 
         def iterate(_, x):
-            return nnx.merge(graphdef, state)(x + inject, attend)
+            return nnx.merge(graphdef, state)(x + inject, **attend)
 
         x = jax.lax.fori_loop(0, self.loops or n_pad, iterate, jnp.zeros_like(inject))
         return x, present
@@ -178,7 +230,18 @@ class GraphEncoder(nnx.Module):
         return jnp.take_along_axis(tokens, jnp.maximum(u - 1, 0)[..., None], axis=1)
 
 
-ENCODERS = {"edges": EdgeEncoder, "graph": GraphEncoder}
+class SparseGraphEncoder(GraphEncoder):
+    """The "graph-sparse" encoder: the graph encoder, the same parameters and function, its attention computed
+    over the edge list (2E + V pairs per graph) instead of every vocab x vocab pair: its step grows as n^2 where
+    the dense one's grows as n^3, but the gathers and segment sums cost more per FLOP on a CPU than the small masked
+    matmuls, so it pays off only on large graphs (bench/README.md: scaling)."""
+
+    def attention(self, edges: jax.Array, edge_mask: jax.Array) -> tuple[dict, jax.Array]:
+        pairs, present = attention_pairs(edges, edge_mask, self.vocab)
+        return {"pairs": pairs}, present
+
+
+ENCODERS = {"edges": EdgeEncoder, "graph": GraphEncoder, "graph-sparse": SparseGraphEncoder}
 
 
 class QueryHead(nnx.Module):

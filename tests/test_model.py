@@ -12,7 +12,7 @@ from experiment.fit import make_train_step
 from experiment.optim import optimizer
 from experiment.phases import batch_sampler
 from graphgen import sample_batch
-from models.model import REPORTERS, ModelConfig, PathModel
+from models.model import REPORTERS, ModelConfig, PathModel, adjacency
 from models.objectives import PRETRAINED, d_st_loss
 
 VOCAB, N_PAD = 12, 8
@@ -40,6 +40,30 @@ def test_padding_and_edge_order_do_not_change_outputs(encoder, batch):
     # Control: the mask matters (unmasking the junk changes the answer), so the check above can fail.
     unmasked = model(edges, jnp.ones_like(mask), batch.s, batch.t, N_PAD)
     assert not np.allclose(unmasked, logits, atol=1e-3)
+
+
+def test_the_sparse_graph_encoder_is_the_dense_one_over_the_edge_list(batch):
+    """The "graph-sparse" encoder attends over the edge list; with the same parameters its tokens are those of
+    "graph" (dense attention masked to the adjacency + self), on graphs with vertices absent (attending to
+    themselves only), masked slots holding real ids, edges listed twice or in both orders and self-loop edges."""
+    dense, sparse = (
+        PathModel(ModelConfig(encoder=name, width=16, heads=2), VOCAB, nnx.Rngs(0)).encoder
+        for name in ("graph", "graph-sparse")
+    )
+    # Each graph's first edge again, reversed, a self-loop on its first end; in a masked slot, an edge to a vertex
+    # absent from the graph.
+    first, end = batch.edges[:, :1], batch.edges[:, :1, :1]
+    absent = jnp.argmin(adjacency(batch.edges, batch.edge_mask, VOCAB).any(-1), axis=1)[:, None, None] + 1
+    extra = jnp.concatenate(
+        [first, first[..., ::-1], jnp.concatenate([end, end], -1), jnp.concatenate([end, absent], -1)], 1
+    )
+    edges = jnp.concatenate([batch.edges, extra], axis=1)
+    mask = jnp.concatenate([batch.edge_mask, jnp.broadcast_to(jnp.array([True, True, True, False]), (10, 4))], 1)
+    (want, want_present), (got, present) = (e(edges, mask, batch.s, batch.t, N_PAD) for e in (dense, sparse))
+    assert (~want_present).sum(-1).min() >= VOCAB - N_PAD  # absent vertices in every graph
+    np.testing.assert_array_equal(present, want_present)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)  # tokens grow to ~10 over the loops
+    assert not np.allclose(got[:, :, 0], got[:, :, 1], atol=1e-2)  # not a constant: the check can fail
 
 
 def test_every_reporter_answers_every_query(batch):
