@@ -2,6 +2,7 @@
 
     python train.py --preset quick                         # 2-core CPU, ~9 min: results/quick/
     python train.py --preset quick --sweep consistency     # the consistency-loss grid: results/quick-consistency/
+    python train.py --preset scale                         # N/n = 4 (N = 24, labels <= 6), 2-core CPU, ~80 min
     python train.py --preset quick --sweep overseer --data.overseer nearsighted --pretrain.steps 2400
     python train.py --preset paper --model.width 256       # any config field can be overridden
     python train.py --preset quick --experiment.variants frozen,frozen@range+bellman=0.5,oracle
