@@ -189,7 +189,7 @@ def test_results_of_another_experiment_are_not_replaced(finished_run, run_copy, 
     one_line_exit_2(train(*TINY, "--run-dir", str(new_run), "--results-dir", str(results)), "data.n_max")
     assert not new_run.exists()
 
-    result = evaluate("--run", str(run_copy), "--results", str(results), "--overwrite")
+    result = evaluate("--run", str(run_copy), "--results", str(results), "--overwrite", "--no-plots")
     assert result.returncode == 0, result.stderr
     assert summary(results)["variants"] == original["variants"]
 
