@@ -83,7 +83,7 @@ def make_train_step(
 
     if seeds is not None:
         update = jax.vmap(update, in_axes=(0, 0, None, 0, None))
-    draw = drawer(batch_size, seeds, mesh, draw_ahead)
+    draw, parts = drawer(batch_size, seeds, mesh, draw_ahead), _drawn_parts(sample)
 
     def constrain(tree):
         return jax.lax.with_sharding_constraint(tree, state_shardings(tree, mesh, shard_params))
@@ -104,19 +104,26 @@ def make_train_step(
     def train_step(params, opt_state, rest, data_key, step, *loss_args):
         first = step - step % draw_ahead
         if drawn["key"] is not data_key or drawn["first"] != first:
-            drawn.update(key=data_key, first=first, batches=_draw_parts(draw, sample, data_key, first))
+            drawn.update(key=data_key, first=first, batches=_draw(draw, parts, data_key, first))
         return update_step(params, opt_state, rest, drawn["batches"], step - first, *loss_args)
 
     train_step.update = update_step  # given batches (bench/compile.py times the two programs fused into one)
     return train_step
 
 
-def _draw_parts(draw, sample, key: jax.Array, first: int):
-    """A sampler with parts (a fine-tuning batch: labelled, unlabelled) is drawn part by part, each by its own
-    program: a part that several variants share is compiled once."""
+def _drawn_parts(sample):
+    """What the draw program takes, made once per train step: a sampler with parts (a fine-tuning batch:
+    labelled, unlabelled) is drawn part by part, each by its own program, so a part that several variants share
+    is compiled once; a dict of its parts, else the sampler itself."""
     if hasattr(sample, "parts"):
-        return {name: draw(_traceable(part), key, first) for name, part in sample.parts().items()}
-    return draw(_traceable(sample), key, first)
+        return {name: _traceable(part) for name, part in sample.parts().items()}
+    return _traceable(sample)
+
+
+def _draw(draw, parts, key: jax.Array, first: int):
+    if isinstance(parts, dict):
+        return {name: draw(part, key, first) for name, part in parts.items()}
+    return draw(parts, key, first)
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["sample"])
