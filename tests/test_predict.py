@@ -7,8 +7,10 @@ import pytest
 from experiment.predict import in_buckets
 
 SIZES = np.array([4, 9, 5, 17, 8, 12, 4, 30, 16, 7, 9])
-# By hand: the next power of two (at least 8), capped at the largest size (30), then raised to min_pad (10).
-PADS = np.array([10, 16, 10, 30, 10, 16, 10, 30, 16, 10, 16])
+# By hand: a size up to min_pad (10, the training size N) at exactly min_pad, as in training (the looped encoder
+# iterates n_pad times: 9 at 16 would run 6 iterations more than it was trained with); a larger one at the next
+# power of two (at least 8), capped at the largest size (30).
+PADS = np.array([10, 10, 10, 30, 10, 16, 10, 30, 16, 10, 10])
 
 
 def arrays():
