@@ -216,11 +216,15 @@ def test_no_label_reaches_a_consistency_loss():
     reporter = variant("frozen@all+confidence+entropy")  # every condition, the twins of relabel and monotone too
     assert reporter.twins() == ("plus_edge", "relabelled")
 
+    # Jitted: one program each instead of hundreds of op-by-op ones (the suite's time is compiling).
+    @jax.jit
     def without_labels(graphs):
         return unlabelled(graphs, jax.random.key(1), reporter.twins(), 10)
 
+    loss_of = nnx.jit(lambda model, x: consistency_loss(model, reporter, x, reporter.weights(), 8, 10)[0])
+
     def value(x):
-        return float(consistency_loss(model, reporter, x, reporter.weights(), 8, 10)[0])
+        return float(loss_of(model, x))
 
     clean = value(without_labels(batch))
     assert value(without_labels(corrupted)) == clean

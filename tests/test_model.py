@@ -8,7 +8,8 @@ import pytest
 from flax import nnx
 
 from configs import PRESETS
-from experiment.fit import make_train_step
+from experiment.fit import drawer, make_train_step
+from experiment.mesh import data_mesh, place
 from experiment.optim import optimizer
 from experiment.phases import batch_sampler
 from graphgen import sample_batch
@@ -92,12 +93,17 @@ def test_few_steps_reduce_the_loss():
     sample = batch_sampler(cfg, cfg.data.n_max)
     loss_fn = lambda m, b: d_st_loss(m, b, cfg.data.n_max)  # noqa: E731
     step = make_train_step(graphdef, tx, loss_fn, sample, cfg.pretrain.batch_size)
-    held_out = sample(jax.random.key(99), 64)
-    before, _ = loss_fn(nnx.merge(graphdef, params, rest), held_out)
-    opt_state = tx.init(params)
+    # Drawn by the step's own program (a key no step uses), and placed as `fit` places them: nothing else compiles.
+    held_out = jax.tree.map(
+        lambda x: x[0], drawer(cfg.pretrain.batch_size, None, data_mesh(), 1)(sample, jax.random.key(99), 0)
+    )
+    held_out_loss = nnx.jit(lambda model: loss_fn(model, held_out)[0])
+    before = held_out_loss(nnx.merge(graphdef, params, rest))
+    params, rest = place(params, False), place(rest, False)
+    opt_state = place(tx.init(params), False)
     for i in range(40):
         params, opt_state, _ = step(params, opt_state, rest, jax.random.key(1), i)
-    after, _ = loss_fn(nnx.merge(graphdef, params, rest), held_out)
+    after = held_out_loss(nnx.merge(graphdef, params, rest))
     assert float(after) < 0.8 * float(before), (float(before), float(after))
 
 
