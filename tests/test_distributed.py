@@ -5,6 +5,7 @@ alone writes the shared files."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,6 +41,10 @@ def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devi
     assert one.returncode == 0, one.stderr[-3000:]
 
     run, results = tmp_path / "run", tmp_path / "results"
+    # The job reads the reference's evaluation set (the same bytes it would generate: its hash is pinned and
+    # compared below) instead of compiling the generator again with the compilation cache off.
+    run.mkdir()
+    shutil.copy(reference / "eval_set.npz", run / "eval_set.npz")
     env = {**os.environ, "PATHPROBE_PRETRAINED": str(tmp_path / "store")}
     env["XLA_FLAGS"] = xla_flags()  # one CPU device per process
     job = [*TINY, *VARIANTS, "--run-dir", str(run), "--results-dir", str(results), "--distributed"]
@@ -68,6 +73,7 @@ def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devi
     job_summary = json.loads((results / "summary.json").read_text())
     one_summary = json.loads((reference_results / "summary.json").read_text())
     assert job_summary["provenance"]["device_count"] == one_summary["provenance"]["device_count"] == 2
+    assert job_summary["eval_set_hash"] == one_summary["eval_set_hash"]
     assert job_summary["pretrained"]["params_sha256"] == one_summary["pretrained"]["params_sha256"]
     assert job_summary["capability"] == one_summary["capability"]
     assert job_summary["variants"] == one_summary["variants"]
