@@ -218,22 +218,23 @@ def test_no_label_reaches_a_consistency_loss():
 
     # Jitted: one program each instead of hundreds of op-by-op ones (the suite's time is compiling).
     @jax.jit
-    def without_labels(graphs):
-        return unlabelled(graphs, jax.random.key(1), reporter.twins(), 10)
+    def without_labels(graphs, seed=1):
+        return unlabelled(graphs, jax.random.key(seed), reporter.twins(), 10)
 
     loss_of = nnx.jit(lambda model, x: consistency_loss(model, reporter, x, reporter.weights(), 8, 10)[0])
 
     def value(x):
         return float(loss_of(model, x))
 
-    clean = value(without_labels(batch))
+    plain = without_labels(batch)
+    clean = value(plain)
     assert value(without_labels(corrupted)) == clean
     # Controls: the loss does depend on the question (another path set changes it) and on each twin (another
     # draw of it changes it), so equality can fail.
-    assert value(without_labels(batch)._replace(path_set=jnp.roll(without_labels(batch).path_set, 1, axis=0))) != clean
+    assert value(plain._replace(path_set=jnp.roll(plain.path_set, 1, axis=0))) != clean
+    redrawn = without_labels(batch, 2).twins
     for twin in reporter.twins():
-        other = unlabelled(batch, jax.random.key(2), reporter.twins(), 10).twins[twin]
-        assert value(without_labels(batch)._replace(twins={**without_labels(batch).twins, twin: other})) != clean
+        assert value(plain._replace(twins={**plain.twins, twin: redrawn[twin]})) != clean
 
 
 @pytest.mark.parametrize(

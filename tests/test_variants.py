@@ -12,8 +12,8 @@ import pytest
 from flax import nnx
 
 from configs import PRESETS
-from experiment.fit import make_train_step
-from experiment.mesh import place
+from experiment.fit import _draw, _drawn_parts, drawer, make_train_step
+from experiment.mesh import data_mesh, place
 from experiment.optim import optimizer
 from experiment.phases import finetune_sampler
 from experiment.rundir import new_model, variant_model
@@ -110,7 +110,13 @@ def pretrained():
 def test_batches_come_from_the_contracted_sizes(name):
     expected = contract(name)
     reporter = variant(f"{name}@all")  # with consistency losses: both kinds of batch
-    batches = finetune_sampler(CFG, reporter)(jax.random.key(3), 64)
+    # Drawn as the train step draws them, part by part: every variant's labelled part is one program (its sizes
+    # are traced), and their unlabelled parts another.
+    draw = drawer(64, None, data_mesh(), 1)
+    batches = {
+        k: jax.tree.map(lambda x: x[0], v)
+        for k, v in _draw(draw, _drawn_parts(finetune_sampler(CFG, reporter)), jax.random.key(3), 0).items()
+    }
     if expected.labels is None:
         assert "labelled" not in batches
     else:
@@ -122,8 +128,7 @@ def test_batches_come_from_the_contracted_sizes(name):
     assert type(free) is Unlabelled  # no field for a label: no d(s,t), no distances, no path order
     assert set(sizes_of(free).tolist()) == SIZES[expected.unlabelled]
     # Without consistency losses, no unlabelled batch is drawn at all.
-    plain = finetune_sampler(CFG, variant(name))(jax.random.key(3), 4)
-    assert ("unlabelled" in plain) == bool(variant(name).consistency)
+    assert ("unlabelled" in finetune_sampler(CFG, variant(name)).parts()) == bool(variant(name).consistency)
 
 
 def loss_fn(reporter):
