@@ -31,7 +31,7 @@ def in_buckets(forward, arrays: dict, min_pad: int, batch_size: int | None = Non
     batch_size = batch_size or eval_batch_size()
     sizes = arrays["num_nodes"]
     largest = int(sizes.max())
-    pad_of = np.array([min_pad if n <= min_pad else max(min_pad, bucket(int(n), largest)) for n in sizes])
+    pad_of = np.array([min_pad if n <= min_pad else bucket(int(n), largest) for n in sizes])  # a bucket >= n
     outputs, structure, pending = None, None, []
 
     def gather(chunk, result):
