@@ -126,6 +126,13 @@ def _draw(draw, parts, key: jax.Array, first: int):
     return draw(parts, key, first)
 
 
+def draw_batch(sample, batch_size: int, key: jax.Array, step: int = 0):
+    """The batch a one-seed train step on this host's devices draws at `step` from `key`, by the same compiled
+    programs (one per part of a sampler with parts): for looking at what training sees without compiling more."""
+    batches = _draw(drawer(batch_size, None, data_mesh(), 1), _drawn_parts(sample), key, step)
+    return jax.tree.map(lambda x: x[0], batches)
+
+
 @partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["sample"])
 @dataclasses.dataclass(frozen=True)
 class _Static:

@@ -8,7 +8,7 @@ import optax
 from flax import nnx
 
 from configs import PRESETS
-from experiment.fit import _draw, _drawn_parts, drawer, make_train_step
+from experiment.fit import draw_batch, drawer, make_train_step
 from experiment.mesh import data_mesh
 from experiment.phases import batch_sampler, finetune_sampler
 from models.objectives import variant
@@ -52,8 +52,7 @@ def test_consecutive_steps_train_on_different_batches():
 def draws_differ(sample, keys) -> bool:
     """Whether every key gives `sample` another batch, drawn as the train step draws it (part by part): the
     programs of the test below, compiled once."""
-    draw, parts = drawer(64, None, data_mesh(), 1), _drawn_parts(sample)
-    batches = [jax.tree.map(np.asarray, _draw(draw, parts, key, 0)) for key in keys]
+    batches = [jax.tree.map(np.asarray, draw_batch(sample, 64, key)) for key in keys]
     return all(
         not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y), strict=True))
         for i, x in enumerate(batches)
@@ -87,8 +86,8 @@ def test_labelled_fine_tuning_batches_even_out_d_st_with_the_pool():
     def histogram(pool: int) -> np.ndarray:
         sampler = finetune_sampler(CFG.replace(data={"finetune_pool": pool}), variant("oracle@range"))
         assert sampler.labelled.pool == pool and sampler.unlabelled.pool == 1
-        batch = drawer(64, None, data_mesh(), 1)(_drawn_parts(sampler)["labelled"], jax.random.key(0), 0)
-        return np.bincount(np.asarray(batch.d_st).ravel(), minlength=CFG.data.n_max)[1:5]
+        batch = draw_batch(sampler.parts()["labelled"], 64, jax.random.key(0))
+        return np.bincount(np.asarray(batch.d_st), minlength=CFG.data.n_max)[1:5]
 
     plain, pooled = histogram(1), histogram(8)
     assert pooled.max() < plain.max() and pooled.min() > plain.min(), (plain, pooled)

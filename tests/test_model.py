@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 from configs import PRESETS
-from experiment.fit import drawer, make_train_step
-from experiment.mesh import data_mesh, place
+from experiment.fit import draw_batch, make_train_step
+from experiment.mesh import place
 from experiment.optim import optimizer
 from experiment.phases import batch_sampler
 from graphgen import sample_batch
@@ -94,9 +94,7 @@ def test_few_steps_reduce_the_loss():
     loss_fn = lambda m, b: d_st_loss(m, b, cfg.data.n_max)  # noqa: E731
     step = make_train_step(graphdef, tx, loss_fn, sample, cfg.pretrain.batch_size)
     # Drawn by the step's own program (a key no step uses), and placed as `fit` places them: nothing else compiles.
-    held_out = jax.tree.map(
-        lambda x: x[0], drawer(cfg.pretrain.batch_size, None, data_mesh(), 1)(sample, jax.random.key(99), 0)
-    )
+    held_out = draw_batch(sample, cfg.pretrain.batch_size, jax.random.key(99))
     held_out_loss = nnx.jit(lambda model: loss_fn(model, held_out)[0])
     before = held_out_loss(nnx.merge(graphdef, params, rest))
     params, rest = place(params, False), place(rest, False)

@@ -12,8 +12,8 @@ import pytest
 from flax import nnx
 
 from configs import PRESETS
-from experiment.fit import _draw, _drawn_parts, drawer, make_train_step
-from experiment.mesh import data_mesh, place
+from experiment.fit import draw_batch, make_train_step
+from experiment.mesh import place
 from experiment.optim import optimizer
 from experiment.phases import finetune_sampler
 from experiment.rundir import new_model, variant_model
@@ -112,11 +112,7 @@ def test_batches_come_from_the_contracted_sizes(name):
     reporter = variant(f"{name}@all")  # with consistency losses: both kinds of batch
     # Drawn as the train step draws them, part by part: every variant's labelled part is one program (its sizes
     # are traced), and their unlabelled parts another.
-    draw = drawer(64, None, data_mesh(), 1)
-    batches = {
-        k: jax.tree.map(lambda x: x[0], v)
-        for k, v in _draw(draw, _drawn_parts(finetune_sampler(CFG, reporter)), jax.random.key(3), 0).items()
-    }
+    batches = draw_batch(finetune_sampler(CFG, reporter), 64, jax.random.key(3))
     if expected.labels is None:
         assert "labelled" not in batches
     else:
