@@ -31,7 +31,10 @@ def run_mutant(name: str, tests: list[str], seconds: float, pytest_args: list[st
     """mutmut's exit code for `tests` run with mutant `name` active: 1 killed, 0 survived, 36 timeout."""
     if not tests:
         return NO_TESTS
-    env = os.environ | {"MUTANT_UNDER_TEST": name}
+    # Every test in its own process, the bit-for-bit ones too (tests/conftest.py), unless asked otherwise:
+    # PATHPROBE_TEST_CODEGEN=fast compiles faster and skips those (re-run the survivors without it).
+    codegen = os.environ.get("PATHPROBE_TEST_CODEGEN", "production")
+    env = os.environ | {"MUTANT_UNDER_TEST": name, "PATHPROBE_TEST_CODEGEN": codegen}
     command = [sys.executable, "-m", "pytest", "-q", "-x", *pytest_args, *tests]
     try:
         code = subprocess.run(command, cwd=MUTANTS, env=env, capture_output=True, timeout=seconds).returncode

@@ -4,14 +4,13 @@ shared store, and end with exactly the log and numbers of one process with two d
 alone writes the shared files."""
 
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
 
 import pytest
-from conftest import TINY, xla_flags
+from conftest import TINY, command_env
 
 VARIANTS = ["--experiment.variants", "frozen", "--experiment.seeds", "1"]  # pretraining and one fine-tuning
 
@@ -32,8 +31,7 @@ def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devi
     # First, and into the compilation cache the job could read: a job that loaded the programs cached by a
     # one-process run with as many devices hung at its first host sync (train.py --distributed keeps the
     # cache off).
-    one_env = {**os.environ, "PATHPROBE_PRETRAINED": str(tmp_path / "reference-store")}
-    one_env["XLA_FLAGS"] = xla_flags("--xla_force_host_platform_device_count=2")  # one process, two devices
+    one_env = command_env(tmp_path / "reference-store", "--xla_force_host_platform_device_count=2")  # two devices
     one = subprocess.run(
         [sys.executable, "train.py", *TINY, *VARIANTS, "--run-dir", str(reference), "--results-dir",
          str(reference_results)], env=one_env, capture_output=True, text=True, timeout=600,
@@ -45,8 +43,7 @@ def test_two_processes_train_one_run_to_the_numbers_of_one_process_with_two_devi
     # compared below) instead of compiling the generator again with the compilation cache off.
     run.mkdir()
     shutil.copy(reference / "eval_set.npz", run / "eval_set.npz")
-    env = {**os.environ, "PATHPROBE_PRETRAINED": str(tmp_path / "store")}
-    env["XLA_FLAGS"] = xla_flags()  # one CPU device per process
+    env = command_env(tmp_path / "store")  # one CPU device per process
     job = [*TINY, *VARIANTS, "--run-dir", str(run), "--results-dir", str(results), "--distributed"]
     job += ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2"]
     processes = [

@@ -13,12 +13,11 @@ import pytest
 from flax import nnx
 
 from configs import PRESETS
-from experiment import phases
 from experiment.fit import fit, make_train_step
 from experiment.mesh import place
 from experiment.optim import optimizer
 from experiment.phases import finetune, finetune_sampler, member_groups
-from experiment.rundir import finetune_seeds, load_phase, phase_name, read_log, variant_model
+from experiment.rundir import finetune_seeds, load_phase, new_model, phase_name, read_log, variant_model
 from models.model import ModelConfig
 from models.objectives import PRETRAINED, finetune_loss, variant
 
@@ -29,9 +28,9 @@ NAMES = ["frozen", "frozen:shared", "frozen:fresh", "oracle", "probe", "trainabl
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    model = phases.pretrain(CFG, tmp_path_factory.mktemp("pretrain"))
-    return nnx.state(model, PRETRAINED)
+def pretrained():
+    """The frozen part, as initialised: what the members share need not be trained for them to share it."""
+    return nnx.state(new_model(CFG, 0), PRETRAINED)
 
 
 def test_member_groups_share_a_program_only_where_they_draw_the_same_batches_from_the_same_step(tmp_path):
@@ -58,6 +57,7 @@ def test_member_groups_share_a_program_only_where_they_draw_the_same_batches_fro
 
 
 @pytest.mark.slow
+@pytest.mark.production_codegen
 def test_members_train_bit_for_bit_what_one_variant_at_a_time_does(pretrained, tmp_path):
     together, alone = tmp_path / "together", tmp_path / "alone"
     finetune(CFG, together, NAMES, pretrained)
@@ -86,6 +86,7 @@ def test_members_train_bit_for_bit_what_one_variant_at_a_time_does(pretrained, t
     assert logged(together) == logged(alone)
 
 
+@pytest.mark.production_codegen
 def test_a_killed_group_resumes_one_variant_at_a_time_to_the_same_bits(pretrained, tmp_path):
     """Members checkpoint as their own phases: a group cut after its first checkpoint, then resumed one
     variant at a time, ends where the group does."""
@@ -139,6 +140,7 @@ def _compiled_update(names: list[str], pretrained, common=PRETRAINED) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.production_codegen
 def test_members_on_the_frozen_encoder_encode_each_batch_once(pretrained):
     """The graph encoder is one while loop (a fori_loop over its iterations): three members' step holds as
     many as one member's, so the encoding is computed once, not three times."""

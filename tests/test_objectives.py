@@ -118,6 +118,7 @@ def test_a_self_training_weight_ramps_up_over_the_first_fifth_of_fine_tuning():
     assert at(1.0) == {n: {"range": 2.0, "confidence": 0.5}.get(n, 0.0) for n in CONDITIONS}
 
 
+@pytest.mark.production_codegen
 def test_confidence_at_weight_0_trains_bit_for_bit_as_no_condition():
     """The unlabelled graphs, the reporter's answers on them and the confidence term are all computed, and
     change nothing when weighted 0: the same parameters after a few steps as the plain `frozen` variant."""
