@@ -158,14 +158,16 @@ def test_the_twin_checks_see_the_answers_on_the_twins():
 
 def test_checks_do_not_depend_on_the_chunks_or_the_one_hot_width():
     """checks_passed runs in chunks of one size (the last padded by repeating its rows) on one-hot answers
-    rounded up to a width of 8: the outcomes are those of `passes` on the whole batch at the answers' own width
-    (7 here), example by example. Chunks of 2 pad the last example, C, to two rows."""
+    rounded up to a multiple of 8: the outcomes are those of `passes` on the whole batch at the answers' own width
+    (7 here; 9 with A's vertex 5 answered 8, a width that must round up to 16), example by example. Chunks of 2
+    pad the last example, C, to two rows."""
     q = question(*(jnp.asarray(ARRAYS[k]) for k in ("edges", "edge_mask", "s", "t", "path")), VOCAB)
-    for chunk in (1, 2, 3, 2048):
-        got = checks_passed(PRED_S, PRED_T, D_HAT, ARRAYS, VOCAB, TWINS, chunk=chunk)
-        for name in checks():
-            expected = np.asarray(passes(name, q, PRED_S, PRED_T, D_HAT, TWINS))
-            assert (got[name] == expected).all(), (chunk, name)
+    for pred_s in (PRED_S, np.where(PRED_S == 6, 8, PRED_S)):
+        for chunk in (1, 2, 3, 2048):
+            got = checks_passed(pred_s, PRED_T, D_HAT, ARRAYS, VOCAB, TWINS, chunk=chunk)
+            for name in checks():
+                expected = np.asarray(passes(name, q, pred_s, PRED_T, D_HAT, TWINS))
+                assert (got[name] == expected).all(), (pred_s.max(), chunk, name)
     assert not got["path_permutation"][2, :4].any()  # C's trivial answers, by hand: no distance used once
 
 
