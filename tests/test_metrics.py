@@ -25,6 +25,7 @@ from experiment.metrics import (
     path_labels,
     pooled,
     pooled_parts,
+    present_families,
     query_counts,
     query_labels,
     query_outcomes,
@@ -503,3 +504,8 @@ def test_capability_ok_at_the_boundary_size_N():
     assert capability(*capability_fixture({5: 20, 6: 18, 7: 0}), n_max=6)["capability_ok"] is False
     assert capability(*capability_fixture({5: 20, 6: 18, 7: 0}), n_max=5)["capability_ok"] is True
     assert capability(*capability_fixture({5: 18, 6: 20}), n_max=6)["capability_ok"] is False
+
+
+def test_present_families_are_the_listed_ones_with_a_question_in_the_list_order():
+    arrays = {"family_names": np.array(["tree_plus", "grid_holes", "small_world"]), "family": np.array([2, 0, 2])}
+    assert present_families(arrays) == ["tree_plus", "small_world"]
