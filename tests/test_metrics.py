@@ -362,8 +362,11 @@ def test_pgr_of_each_variant_is_on_its_own_held_out_queries():
     # size: floor 0.5, oracle 1; seeds 1 and 0.5 -> PGR 1 and 0.
     assert variants["size"]["pgr_beyond_n"]["mean"] == pytest.approx(1 / 2)
     assert ceilings == {"oracle": {"pooled_acc": 1.0, "ceiling_ok": True}}  # on the oracle's own queries
-    add_held_out_pgr(variants := {"fam": {}}, correct, {"fam": first & last}, {"fam": "oracle"}, [1, 2])
+    variants = {"fam": {}, "size": {}}
+    held_out, oracle_of = {"fam": first & last, "size": last}, {"fam": "oracle", "size": "oracle"}
+    add_held_out_pgr(variants, correct, held_out, oracle_of, [1, 2])
     assert "pgr_beyond_n" not in variants["fam"]  # nothing held out: no PGR
+    assert variants["size"]["pgr_beyond_n"]["mean"] == pytest.approx(1 / 2)  # and the next variant still its own
 
 
 def test_trivial_report_by_hand():
