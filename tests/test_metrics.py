@@ -507,6 +507,11 @@ def test_capability_ok_at_the_boundary_size_N():
     assert capability(*capability_fixture({5: 20, 6: 18, 7: 0}), n_max=6)["capability_ok"] is False
     assert capability(*capability_fixture({5: 20, 6: 18, 7: 0}), n_max=5)["capability_ok"] is True
     assert capability(*capability_fixture({5: 18, 6: 20}), n_max=6)["capability_ok"] is False
+    # With an overseer, its o(s,t) counts too: d(s,t) all right, o(s,t) right on 18 of size 6's 20 (0.90).
+    d_hat, arrays = capability_fixture({5: 20, 6: 20})
+    o_hat, _ = capability_fixture({5: 20, 6: 18})
+    got = capability(d_hat, arrays, n_max=6, o_hat=o_hat, o_st=arrays["d_st"])
+    assert got["o_st_acc_by_size"] == {"5": 1.0, "6": 0.9} and got["capability_ok"] is False
 
 
 def test_present_families_are_the_listed_ones_with_a_question_in_the_list_order():
