@@ -1,10 +1,16 @@
 """Evaluation in chunks: `in_buckets` gives every example its own output, computed at its size bucket, whatever
-the chunk size, and with each chunk read back only after the next is dispatched."""
+the chunk size, with its own dtype and shape, and with each chunk read back only after the next is dispatched.
+`answers` asks from s unless told to swap."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
-from experiment.predict import in_buckets
+from configs import PRESETS
+from experiment.predict import answers, in_buckets
+from experiment.rundir import make_eval_set, new_model, variant_model
+from models.objectives import PRETRAINED, variant
 
 SIZES = np.array([4, 9, 5, 17, 8, 12, 4, 30, 16, 7, 9])
 # By hand: a size up to min_pad (10, the training size N) at exactly min_pad, as in training (the looped encoder
@@ -43,3 +49,27 @@ def test_a_single_array_output_comes_back_as_an_array():
     data = arrays()
     got = in_buckets(lambda inputs, n_pad: inputs["t"] + n_pad, data, min_pad=10, batch_size=4)
     np.testing.assert_array_equal(got, data["t"] + PADS)
+
+
+def test_outputs_keep_their_dtype_and_shape():
+    """An answer table (B, E, 2) of small integers and a flag (B,) come back as they were computed, not as floats."""
+    data = arrays()
+    edges, flag = in_buckets(lambda inputs, n_pad: [inputs["edges"].astype(jnp.int16), inputs["s"] > 5], data, 10, 4)
+    assert edges.dtype == np.int16 and flag.dtype == np.bool_
+    np.testing.assert_array_equal(edges, data["edges"])
+    np.testing.assert_array_equal(flag, data["s"] > 5)
+
+
+def test_answers_are_asked_from_s_unless_swapped():
+    """The evaluation's answers from s are `answers` without `swap` (the default); with swap=True the question is
+    asked from t: the same answers as asking the graphs with s and t exchanged."""
+    cfg = PRESETS["tiny"]
+    data = {k: v[:64] for k, v in make_eval_set(cfg.data).items()}
+    exchanged = data | {"s": data["t"], "t": data["s"]}
+    pretrained = new_model(cfg, 3)
+    reporter = variant_model(cfg, nnx.state(pretrained, PRETRAINED), 100, variant("frozen:fresh"))
+    askers, n_max = [(reporter, "fresh"), (pretrained, None)], cfg.data.n_max
+    from_s, from_t = answers(pretrained, askers, data, n_max), answers(pretrained, askers, exchanged, n_max)
+    for plain, swapped in zip(from_s, answers(pretrained, askers, exchanged, n_max, swap=True), strict=True):
+        np.testing.assert_array_equal(plain, swapped)
+    assert not np.array_equal(from_s[0], from_t[0])  # control: from t, the reporter answers otherwise
