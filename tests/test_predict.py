@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from configs import PRESETS
+from experiment.metrics import query_labels
 from experiment.predict import answers, in_buckets
 from experiment.rundir import make_eval_set, new_model, variant_model
 from models.objectives import PRETRAINED, variant
@@ -60,16 +61,35 @@ def test_outputs_keep_their_dtype_and_shape():
     np.testing.assert_array_equal(flag, data["s"] > 5)
 
 
-def test_answers_are_asked_from_s_unless_swapped():
-    """The evaluation's answers from s are `answers` without `swap` (the default); with swap=True the question is
-    asked from t: the same answers as asking the graphs with s and t exchanged."""
+@pytest.fixture(scope="module")
+def tiny():
+    """64 questions of the tiny evaluation set, an untrained model and a fresh reporter on it (varied answers)."""
     cfg = PRESETS["tiny"]
     data = {k: v[:64] for k, v in make_eval_set(cfg.data).items()}
-    exchanged = data | {"s": data["t"], "t": data["s"]}
     pretrained = new_model(cfg, 3)
     reporter = variant_model(cfg, nnx.state(pretrained, PRETRAINED), 100, variant("frozen:fresh"))
-    askers, n_max = [(reporter, "fresh"), (pretrained, None)], cfg.data.n_max
+    return cfg, data, pretrained, [(reporter, "fresh"), (pretrained, None)]
+
+
+def test_answers_are_asked_from_s_unless_swapped(tiny):
+    """The evaluation's answers from s are `answers` without `swap` (the default); with swap=True the question is
+    asked from t: the same answers as asking the graphs with s and t exchanged. A reporter answers for every id
+    (B, V), the d(s,t) head once per graph (B,)."""
+    cfg, data, pretrained, askers = tiny
+    exchanged, n_max = data | {"s": data["t"], "t": data["s"]}, cfg.data.n_max
     from_s, from_t = answers(pretrained, askers, data, n_max), answers(pretrained, askers, exchanged, n_max)
+    assert from_s[0].shape == (64, cfg.data.vocab) and from_s[1].shape == (64,)
     for plain, swapped in zip(from_s, answers(pretrained, askers, exchanged, n_max, swap=True), strict=True):
         np.testing.assert_array_equal(plain, swapped)
     assert not np.array_equal(from_s[0], from_t[0])  # control: from t, the reporter answers otherwise
+
+
+def test_a_reporter_without_labels_ranks_the_truth_among_every_class(tiny):
+    """longest None (a variant labelled nowhere): every class is one no label showed, so the truth's rank among
+    the unlabelled classes is its rank, and both are 0 at ids not in the graph."""
+    cfg, data, pretrained, askers = tiny
+    label = query_labels(data, cfg.data.vocab)["label"]
+    given, rank, _, unlabelled = answers(pretrained, askers[:1], data, cfg.data.n_max, truth=label, longest=[None])[0]
+    np.testing.assert_array_equal(given, answers(pretrained, askers[:1], data, cfg.data.n_max)[0])
+    np.testing.assert_array_equal(unlabelled, rank)
+    assert (rank[label < 0] == 0).all() and (rank[label >= 0] >= 1).all() and (label < 0).any()
