@@ -9,8 +9,9 @@ from flax import nnx
 
 from configs import PRESETS
 from experiment.metrics import query_labels
-from experiment.predict import answers, in_buckets
+from experiment.predict import OVERSEER, answers, in_buckets, predictions, self_query
 from experiment.rundir import make_eval_set, new_model, variant_model
+from models.model import PathModel
 from models.objectives import PRETRAINED, variant
 
 SIZES = np.array([4, 9, 5, 17, 8, 12, 4, 30, 16, 7, 9])
@@ -93,3 +94,25 @@ def test_a_reporter_without_labels_ranks_the_truth_among_every_class(tiny):
     np.testing.assert_array_equal(given, answers(pretrained, askers[:1], data, cfg.data.n_max)[0])
     np.testing.assert_array_equal(unlabelled, rank)
     assert (rank[label < 0] == 0).all() and (rank[label >= 0] >= 1).all() and (label < 0).any()
+
+
+def test_predictions_ask_the_d_st_question_from_s_unless_told_otherwise(tiny):
+    """`predictions` of a model with both questions (a learned overseer): d(s,t) by default, o(s,t) with
+    overseer=True, d(t,s) with swap=True, a variant's reporter given the variant; `self_query` asks d(s,v)
+    by default."""
+    cfg, data, pretrained, ((reporter, _), _) = tiny
+    model, n_max = PathModel(cfg.model, cfg.data.vocab, nnx.Rngs(3), overseer=True), cfg.data.n_max
+    exchanged = data | {"s": data["t"], "t": data["s"]}
+    d_st, o_st, d_ts = (answers(model, [(model, head)], q, n_max)[0] for q, head in
+                        [(data, None), (data, OVERSEER), (exchanged, None)])  # fmt: skip
+    assert not np.array_equal(d_st, o_st) and not np.array_equal(d_st, d_ts)  # control: each question differs
+    np.testing.assert_array_equal(predictions(model, data, n_max), d_st)
+    np.testing.assert_array_equal(predictions(model, data, n_max, overseer=True), o_st)
+    np.testing.assert_array_equal(predictions(model, exchanged, n_max, swap=True), d_st)
+    fresh = answers(pretrained, [(reporter, "fresh")], data, n_max)[0]
+    np.testing.assert_array_equal(predictions(reporter, data, n_max, variant("frozen:fresh")), fresh)
+    pick = np.flatnonzero(d_st != o_st)[:4]  # graphs where the two questions are answered differently
+    few = {k: data[k][pick] for k in ("num_nodes", "edges", "edge_mask", "path", "s", "t")}
+    knows = self_query(model, few, n_max, cfg.data.vocab)
+    np.testing.assert_array_equal(knows, self_query(model, few, n_max, cfg.data.vocab, overseer=False))
+    assert not np.array_equal(knows, self_query(model, few, n_max, cfg.data.vocab, overseer=True))
