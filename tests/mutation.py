@@ -6,6 +6,7 @@ a timeout. Here mutmut only generates the mutants and maps each function to the 
 
     mutmut run "nothing"             # mutants/ and its stats; then it stops: "nothing matches" (no mutant run)
     python tests/mutation.py         # every mutant not yet checked; PATTERN: fnmatch on mutant names
+    python tests/mutation.py --rerun --also tests/test_x.py "NAME"   # a survivor again, with a test added since
     mutmut results                   # what survived; `mutmut show NAME` for a mutant's diff
 
 Outcomes are written where `mutmut results` reads them (mutants/**/*.meta) with mutmut's exit codes.
@@ -15,6 +16,7 @@ import argparse
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -50,6 +52,11 @@ def main() -> None:
     parser.add_argument("patterns", nargs="*", default=["*"], help="mutant names to run (fnmatch); default all")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once")
     parser.add_argument("--rerun", action="store_true", help="also run mutants that already have an outcome")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="TEST",
+        help="a test file run for every mutant besides the tests mutmut mapped to it (copied into mutants/ first): "
+        "a test added since the mutants were generated; repeat for several",
+    )  # fmt: skip
     args = parser.parse_args()
     stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
     pytest_args = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"].get("pytest_add_cli_args", [])
@@ -61,11 +68,15 @@ def main() -> None:
         if (code is None or args.rerun) and any(fnmatch.fnmatch(name, p) for p in args.patterns)
     ]
 
+    for test in args.also:  # the mutants' copy of the tests predates them
+        shutil.copy(test, MUTANTS / test)
+
     def check(item):
         path, name = item
         durations = stats["duration_by_test"]
         tests = stats["tests_by_mangled_function_name"].get(name.rpartition("__mutmut_")[0], [])
         tests = sorted(tests, key=lambda t: durations.get(t, 1.0))  # fast ones first: -x stops at the first kill
+        tests += [t for t in args.also if t not in tests]
         seconds = 60 + 10 * sum(durations.get(t, 1.0) for t in tests)
         return path, name, run_mutant(name, tests, seconds, pytest_args)
 
