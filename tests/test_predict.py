@@ -14,10 +14,10 @@ from experiment.rundir import make_eval_set, new_model, variant_model
 from models.model import PathModel
 from models.objectives import PRETRAINED, variant
 
-SIZES = np.array([4, 9, 5, 17, 8, 12, 4, 30, 16, 7, 9])
+SIZES = np.array([4, 9, 5, 17, 8, 12, 4, 30, 16, 7, 10])
 # By hand: a size up to min_pad (10, the training size N) at exactly min_pad, as in training (the looped encoder
-# iterates n_pad times: 9 at 16 would run 6 iterations more than it was trained with); a larger one at the next
-# power of two (at least 8), capped at the largest size (30).
+# iterates n_pad times: 9 at 16 would run 6 iterations more than it was trained with; 10 itself too, not at its
+# bucket 16); a larger one at the next power of two (at least 8), capped at the largest size (30).
 PADS = np.array([10, 10, 10, 30, 10, 16, 10, 30, 16, 10, 10])
 
 
