@@ -54,8 +54,8 @@ def main() -> None:
     parser.add_argument("--rerun", action="store_true", help="also run mutants that already have an outcome")
     parser.add_argument(
         "--also", action="append", default=[], metavar="TEST",
-        help="a test file run for every mutant besides the tests mutmut mapped to it (copied into mutants/ first): "
-        "a test added since the mutants were generated; repeat for several",
+        help="a test (file or node id) run for every mutant besides the tests mutmut mapped to it, its file copied "
+        "into mutants/ first: a test added since the mutants were generated; repeat for several",
     )  # fmt: skip
     args = parser.parse_args()
     stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
@@ -69,7 +69,8 @@ def main() -> None:
     ]
 
     for test in args.also:  # the mutants' copy of the tests predates them
-        shutil.copy(test, MUTANTS / test)
+        file = test.partition("::")[0]
+        shutil.copy(file, MUTANTS / file)
 
     def check(item):
         path, name = item
