@@ -63,11 +63,16 @@ def test_outputs_keep_their_dtype_and_shape():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """64 questions of the tiny evaluation set, an untrained model and a fresh reporter on it (varied answers)."""
+def questions():
+    """64 questions of the tiny evaluation set and an untrained model (no mutated code: cached for the module)."""
     cfg = PRESETS["tiny"]
-    data = {k: v[:64] for k, v in make_eval_set(cfg.data).items()}
-    pretrained = new_model(cfg, 3)
+    return cfg, {k: v[:64] for k, v in make_eval_set(cfg.data).items()}, new_model(cfg, 3)
+
+
+@pytest.fixture
+def tiny(questions):
+    """The questions, the model, and a fresh reporter on it (varied answers); per test, as `variant` is mutated."""
+    cfg, data, pretrained = questions
     reporter = variant_model(cfg, nnx.state(pretrained, PRETRAINED), 100, variant("frozen:fresh"))
     return cfg, data, pretrained, [(reporter, "fresh"), (pretrained, None)]
 
