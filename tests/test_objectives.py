@@ -20,9 +20,11 @@ from experiment.rundir import new_model, variant_model
 from graphgen import GraphBatch, sample_batch
 from graphgen.twins import TWINS
 from models.consistency import CONDITIONS, TWIN_OF, checks
+from models.model import PathModel
 from models.objectives import (
     PRETRAINED,
     _masked_ce,
+    answers,
     consistency_loss,
     finetune_loss,
     path_queries,
@@ -107,6 +109,41 @@ def test_finetune_loss_is_the_report_loss_plus_the_weighted_consistency_terms():
     _, without = consistency_loss(model, reporter, unlabelled(batch), reporter.weights(), data.n_max, data.vocab)
     without = dict(zip(CONDITIONS, (float(t) for t in without), strict=True))
     assert without == {n: 0.0 if n in TWIN_OF else pytest.approx(term[n], rel=1e-5) for n in CONDITIONS}
+
+
+def test_the_conditions_read_the_variants_own_reporter_and_the_d_st_question():
+    """`answers`, what every condition reads: the softmax of the variant's own reporter from s, from t and on a
+    twin (at the original ids: `back` maps each to its twin id), and d̂ the argmax of the d(s,t) question, on a
+    model with both questions (with a learned overseer, o(s,t) must not stand in for d̂)."""
+    data = PRESETS["tiny"].data
+    model = PathModel(PRESETS["tiny"].model, data.vocab, nnx.Rngs(2), overseer=True)  # seed 2: varied answers
+    batch = sample_batch(
+        jax.random.key(1), 8, families=tuple(data.family_list()), n_min=data.n_min, n_max=data.n_max,
+        vocab=data.vocab, n_pad=data.n_max,
+    )  # fmt: skip
+    free = unlabelled(batch, jax.random.key(2), ("relabelled",), data.vocab)
+    ids = jnp.broadcast_to(jnp.arange(1, data.vocab + 1), (8, data.vocab))
+    seen = []
+    for head in ("fresh", "shared"):  # each reporter other than `warm` reads another head
+
+        def reported(edges, edge_mask, s, t, head=head):
+            encoded = model.encode(edges, edge_mask, s, t, data.n_max)
+            return np.asarray(jax.nn.softmax(model.report(head, encoded, edges, edge_mask, ids)))
+
+        _, from_s, from_t, d_hat, twins = answers(
+            model, variant(f"consistency-only:{head}@relabel"), free, data.n_max, data.vocab
+        )
+        twin = free.twins["relabelled"]
+        on_twin = np.take_along_axis(reported(twin.edges, twin.edge_mask, twin.s, twin.t), twin.back[..., None] - 1, 1)
+        np.testing.assert_allclose(from_s, reported(free.edges, free.edge_mask, free.s, free.t), rtol=1e-6)
+        np.testing.assert_allclose(from_t, reported(free.edges, free.edge_mask, free.t, free.s), rtol=1e-6)
+        np.testing.assert_allclose(twins["relabelled"], on_twin, rtol=1e-6)
+        seen.append(from_s)
+    assert not np.allclose(*seen)  # control: the two reporters answer differently
+    d_st = model(free.edges, free.edge_mask, free.s, free.t, data.n_max).argmax(-1)
+    o_st = model.overseer(free.edges, free.edge_mask, free.s, free.t, data.n_max).argmax(-1)
+    np.testing.assert_array_equal(d_hat, d_st)
+    assert (d_st != o_st).any()  # control: the overseer's question answers otherwise
 
 
 def test_a_self_training_weight_ramps_up_over_the_first_fifth_of_fine_tuning():
