@@ -58,6 +58,9 @@ def main() -> None:
         "into mutants/ first: a test added since the mutants were generated; repeat for several",
     )  # fmt: skip
     args = parser.parse_args()
+    for test in args.also:
+        if not Path(test.partition("::")[0]).is_file():
+            parser.error(f"--also {test}: no such test file")
     stats = json.loads((MUTANTS / "mutmut-stats.json").read_text())
     pytest_args = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"].get("pytest_add_cli_args", [])
     metas = {path: json.loads(path.read_text()) for path in MUTANTS.rglob("*.meta")}
