@@ -20,16 +20,17 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 # PATHPROBE_TEST_CODEGEN=production every test runs with the default emitters. Every process a test starts
 # compiles under this process's flags: the numbers the tests compare are made under the same ones.
 PRODUCTION_CODEGEN = os.environ.get("PATHPROBE_TEST_CODEGEN") == "production"
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0" + (
-    "" if PRODUCTION_CODEGEN else " --xla_cpu_use_fusion_emitters=false"
-)
-os.environ["XLA_FLAGS"] = TEST_XLA_FLAGS
+OPT_0, OLDER_EMITTERS = "--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"
+TEST_XLA_FLAGS = OPT_0 if PRODUCTION_CODEGEN else f"{OPT_0} {OLDER_EMITTERS}"
+# The user's own flags kept, ours set anew: a pytest started by a test inherits ours, the older emitters too.
+USER_XLA_FLAGS = [f for f in os.environ.get("XLA_FLAGS", "").split() if f not in (OPT_0, OLDER_EMITTERS)]
+os.environ["XLA_FLAGS"] = " ".join([*USER_XLA_FLAGS, TEST_XLA_FLAGS])
 
 
 def command_env(store=None, *flags: str) -> dict[str, str]:
     """The environment of a command a test starts, with XLA `flags` of its own; `store`: its own store of
     pretrained models instead of the session's."""
-    env = {**os.environ, "XLA_FLAGS": " ".join([TEST_XLA_FLAGS, *flags])}
+    env = {**os.environ, "XLA_FLAGS": " ".join([os.environ["XLA_FLAGS"], *flags])}
     return env if store is None else {**env, "PATHPROBE_PRETRAINED": str(store)}
 
 
